@@ -1,0 +1,457 @@
+"""Lab image factory: build the lab's images offline, cached by a hash of their inputs.
+
+No image can be pulled on the machines this project is built on, so every
+image starts from a Debian root file system made with debootstrap and
+``docker import``; further images are ``docker build``s on top of it. Each image
+is tagged ``parrotpark/lab-<name>:<hash>`` where the hash covers everything that
+goes into it (recipe, build context, parent hash, extra CA bundle): a warm run
+finds the tag and skips the build. A local registry container on the lab
+network serves the images that test hosts pull.
+
+Usage (normally through scripts/, see docs/development.md)::
+
+    factory.py ensure            # build all images, start the registry, push
+    factory.py build [NAME ...]  # build (or find cached) images
+    factory.py registry          # start the lab registry and push images
+    factory.py ref NAME          # print the hashed reference of an image
+    factory.py clean [--images]  # remove the registry, its volume, the network (and images)
+
+Environment:
+    PARROTPARK_EXTRA_CA_BUNDLE     PEM bundle trusted inside the images (proxies)
+    PARROTPARK_DEBIAN_MIRROR       Debian mirror for debootstrap (default: host's apt sources)
+    PARROTPARK_LAB_REGISTRY_PORT   host port of the lab registry on 127.0.0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+MANIFEST = HERE / "images.yml"
+ROOTFS_SCRIPT = HERE / "rootfs" / "build-rootfs.sh"
+REPO_PREFIX = "parrotpark/lab-"
+LABEL = "parrotpark.lab"
+# Bump when the factory changes how it builds, so every cache entry is renewed.
+RECIPE_VERSION = "1"
+
+
+class FactoryError(Exception):
+    """An error the user can act on; printed without a traceback."""
+
+
+@dataclass
+class ImageSpec:
+    name: str
+    kind: str
+    parent: str | None = None
+    context: str | None = None
+    suite: str | None = None
+    packages: list[str] = field(default_factory=list)
+    extra_ca: bool = False
+    push: bool = False
+
+    @property
+    def repository(self) -> str:
+        return REPO_PREFIX + self.name
+
+
+def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Any], dict[str, ImageSpec]]:
+    """Read and check the manifest; return (registry settings, images by name in build order)."""
+    data = yaml.safe_load(path.read_text())
+    images: dict[str, ImageSpec] = {}
+    allowed = set(ImageSpec.__dataclass_fields__)
+    for entry in data.get("images", []):
+        unknown = set(entry) - allowed
+        if unknown:
+            raise FactoryError(f"{path}: image {entry.get('name')!r} has unknown keys {sorted(unknown)}")
+        spec = ImageSpec(**entry)
+        if spec.kind == "debootstrap":
+            if not spec.suite or not spec.packages:
+                raise FactoryError(f"{path}: debootstrap image {spec.name!r} needs 'suite' and 'packages'")
+        elif spec.kind == "dockerfile":
+            if not spec.parent or not spec.context:
+                raise FactoryError(f"{path}: dockerfile image {spec.name!r} needs 'parent' and 'context'")
+            if spec.parent not in images:
+                raise FactoryError(
+                    f"{path}: image {spec.name!r} names parent {spec.parent!r}, which must be listed before it"
+                )
+            if not (path.parent / spec.context / "Dockerfile").is_file():
+                raise FactoryError(f"{path}: image {spec.name!r}: {spec.context}/Dockerfile does not exist")
+        else:
+            raise FactoryError(
+                f"{path}: image {spec.name!r} has kind {spec.kind!r}; expected debootstrap or dockerfile"
+            )
+        if spec.name in images:
+            raise FactoryError(f"{path}: image {spec.name!r} is listed twice")
+        images[spec.name] = spec
+    return data.get("registry", {}), images
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def context_digest(context_dir: Path) -> dict[str, str]:
+    """Map every file of a build context (relative path) to the hash of its content and mode."""
+    digest = {}
+    for path in sorted(p for p in context_dir.rglob("*") if p.is_file()):
+        mode = "x" if os.access(path, os.X_OK) else "-"
+        digest[path.relative_to(context_dir).as_posix()] = mode + _sha256(path.read_bytes())
+    return digest
+
+
+def image_hash(spec: ImageSpec, base_dir: Path, parent_hash: str | None, extra_ca: bytes) -> str:
+    """Return the cache key of an image: a hash of every input that can change its content."""
+    inputs: dict[str, Any] = {"recipe": RECIPE_VERSION, "kind": spec.kind}
+    if spec.kind == "debootstrap":
+        inputs["suite"] = spec.suite
+        inputs["packages"] = sorted(spec.packages)
+        inputs["script"] = _sha256(ROOTFS_SCRIPT.read_bytes())
+    else:
+        inputs["parent"] = parent_hash
+        inputs["context"] = context_digest(base_dir / str(spec.context))
+        inputs["extra_ca"] = _sha256(extra_ca) if spec.extra_ca and extra_ca else None
+    return _sha256(json.dumps(inputs, sort_keys=True).encode())[:16]
+
+
+def debian_mirror(environ: dict[str, str] | None = None, apt_dir: Path = Path("/etc/apt")) -> str:
+    """Return the Debian mirror to debootstrap from: PARROTPARK_DEBIAN_MIRROR, else the host's apt sources."""
+    environ = os.environ if environ is None else environ
+    if environ.get("PARROTPARK_DEBIAN_MIRROR"):
+        return environ["PARROTPARK_DEBIAN_MIRROR"].rstrip("/")
+    candidates: list[str] = []
+    for path in sorted(apt_dir.glob("sources.list.d/*.sources")):
+        for stanza in re.split(r"\n\s*\n", path.read_text()):
+            fields = dict(re.findall(r"^([A-Za-z-]+):\s*(.+)$", stanza, re.M))
+            if "deb" in fields.get("Types", "").split() and fields.get("Enabled", "yes") != "no":
+                candidates += fields.get("URIs", "").split()
+    lists = [apt_dir / "sources.list", *sorted(apt_dir.glob("sources.list.d/*.list"))]
+    for path in lists:
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                match = re.match(r"^\s*deb\s+(?:\[[^\]]*\]\s+)?(\S+)", line)
+                if match:
+                    candidates.append(match.group(1))
+    for uri in candidates:
+        if re.search(r"/debian/?$", uri):
+            return uri.rstrip("/")
+    raise FactoryError(
+        "no Debian mirror found in the host's apt sources; set PARROTPARK_DEBIAN_MIRROR "
+        "to the URL of a Debian archive (the directory holding dists/ and pool/)"
+    )
+
+
+def read_extra_ca(environ: dict[str, str] | None = None) -> bytes:
+    """Return the extra CA bundle named by PARROTPARK_EXTRA_CA_BUNDLE (empty when unset)."""
+    environ = os.environ if environ is None else environ
+    path = environ.get("PARROTPARK_EXTRA_CA_BUNDLE", "")
+    if not path:
+        return b""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise FactoryError(f"PARROTPARK_EXTRA_CA_BUNDLE={path}: cannot read it ({exc.strerror})") from exc
+    if b"-----BEGIN CERTIFICATE-----" not in data:
+        raise FactoryError(f"PARROTPARK_EXTRA_CA_BUNDLE={path}: expected a PEM file with at least one certificate")
+    return data
+
+
+def docker(*args: str, check: bool = True, capture: bool = True, stdin: Any = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        ["docker", *args],
+        check=False,
+        text=True,
+        stdin=stdin,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+    )
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout or "").strip()[-4000:]
+        raise FactoryError(f"docker {' '.join(args[:3])} … failed (exit {proc.returncode}): {detail}")
+    return proc
+
+
+def image_exists(ref: str) -> bool:
+    return docker("image", "inspect", ref, check=False).returncode == 0
+
+
+class Factory:
+    def __init__(self, manifest: Path = MANIFEST, quiet: bool = False) -> None:
+        self.registry, self.images = load_manifest(manifest)
+        self.base_dir = manifest.parent
+        self.extra_ca = read_extra_ca()
+        self.hashes: dict[str, str] = {}
+        self.ready: set[str] = set()  # images built or found during this run
+        self.quiet = quiet
+        self.port = int(os.environ.get("PARROTPARK_LAB_REGISTRY_PORT") or self.registry.get("port", 5000))
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, flush=True)
+
+    def hash_of(self, name: str) -> str:
+        if name not in self.images:
+            raise FactoryError(f"unknown image {name!r}; known: {', '.join(self.images)}")
+        if name not in self.hashes:
+            spec = self.images[name]
+            parent = self.hash_of(spec.parent) if spec.parent else None
+            self.hashes[name] = image_hash(spec, self.base_dir, parent, self.extra_ca)
+        return self.hashes[name]
+
+    def ref(self, name: str) -> str:
+        return f"{self.images[name].repository}:{self.hash_of(name)}"
+
+    def closure(self, names: list[str]) -> list[str]:
+        """The named images and their ancestors, in build order."""
+        wanted: set[str] = set()
+        for name in names or list(self.images):
+            current: str | None = name
+            while current:
+                self.hash_of(current)  # validates the name
+                wanted.add(current)
+                current = self.images[current].parent
+        return [n for n in self.images if n in wanted]
+
+    def build(self, names: list[str]) -> None:
+        for name in self.closure(names):
+            if name in self.ready:
+                continue
+            spec, ref = self.images[name], self.ref(name)
+            if image_exists(ref):
+                self.say(f"image {name:<16} {ref}  cached")
+            else:
+                started = time.monotonic()
+                if spec.kind == "debootstrap":
+                    self._build_rootfs(spec, ref)
+                else:
+                    self._build_dockerfile(spec, ref)
+                self.say(f"image {name:<16} {ref}  built in {time.monotonic() - started:.0f}s")
+            docker("tag", ref, f"{spec.repository}:current")
+            self._drop_stale_tags(spec)
+            self.ready.add(name)
+
+    def _build_rootfs(self, spec: ImageSpec, ref: str) -> None:
+        if os.geteuid() != 0:
+            raise FactoryError(f"building {spec.name} runs debootstrap, which needs root (run as root or through sudo)")
+        if not shutil.which("debootstrap"):
+            raise FactoryError("debootstrap is not installed (apt-get install debootstrap; scripts/setup.sh does it)")
+        workdir = ROOT / ".cache" / "images"
+        workdir.mkdir(parents=True, exist_ok=True)
+        tarball = workdir / f"{spec.name}-{self.hash_of(spec.name)}.tar"
+        try:
+            subprocess.run(
+                [str(ROOTFS_SCRIPT), str(spec.suite), debian_mirror(), ",".join(spec.packages), str(tarball)],
+                check=True,
+            )
+            docker(
+                "import",
+                "--change",
+                'CMD ["/sbin/init"]',
+                "--change",
+                f"LABEL {LABEL}=true {LABEL}.hash={self.hash_of(spec.name)}",
+                str(tarball),
+                ref,
+            )
+        except subprocess.CalledProcessError as exc:
+            raise FactoryError(f"building the root file system of {spec.name} failed (exit {exc.returncode})") from exc
+        finally:
+            tarball.unlink(missing_ok=True)
+
+    def _build_dockerfile(self, spec: ImageSpec, ref: str) -> None:
+        with tempfile.TemporaryDirectory(prefix=f"pp-{spec.name}-") as tmp:
+            context = Path(tmp) / "context"
+            shutil.copytree(self.base_dir / str(spec.context), context)
+            if spec.extra_ca:
+                (context / "extra-ca.crt").write_bytes(self.extra_ca)
+            proc = docker(
+                "build",
+                "--pull=false",
+                "--build-arg",
+                f"PARENT={self.ref(str(spec.parent))}",
+                "--label",
+                f"{LABEL}=true",
+                "--label",
+                f"{LABEL}.hash={self.hash_of(spec.name)}",
+                "-t",
+                ref,
+                str(context),
+                check=False,
+            )
+            if proc.returncode != 0:
+                raise FactoryError(f"docker build of {spec.name} failed:\n{(proc.stdout + proc.stderr)[-6000:]}")
+
+    def _drop_stale_tags(self, spec: ImageSpec) -> None:
+        """Remove hashed tags of earlier builds so the cache does not grow without bound."""
+        listed = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}", spec.repository).stdout.split()
+        keep = {self.ref(spec.name), f"{spec.repository}:current"}
+        for stale in sorted(set(listed) - keep):
+            docker("image", "rm", stale, check=False)
+
+    # --- registry --------------------------------------------------------
+    @property
+    def registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ensure_network(self) -> None:
+        network = self.registry["network"]
+        if docker("network", "inspect", network, check=False).returncode != 0:
+            docker("network", "create", "--label", f"{LABEL}=true", network)
+            self.say(f"network {network} created")
+
+    def ensure_registry(self) -> None:
+        self.build([self.registry["image"]])
+        self.ensure_network()
+        container, image = self.registry["container"], self.ref(self.registry["image"])
+        state = docker(
+            "container", "inspect", "--format", "{{.Config.Image}} {{.State.Running}}", container, check=False
+        )
+        if state.returncode == 0:
+            current_image, running = state.stdout.split()
+            if current_image != image:
+                docker("container", "rm", "-f", container)
+            elif running != "true":
+                docker("container", "start", container)
+        if state.returncode != 0 or state.stdout.split()[0] != image:
+            docker(
+                "run",
+                "-d",
+                "--name",
+                container,
+                "--hostname",
+                container,
+                "--network",
+                self.registry["network"],
+                "--restart",
+                "unless-stopped",
+                "--label",
+                f"{LABEL}=true",
+                "-p",
+                f"127.0.0.1:{self.port}:5000",
+                "-v",
+                f"{self.registry['volume']}:/var/lib/docker-registry",
+                "--log-opt",
+                "max-size=10m",
+                "--log-opt",
+                "max-file=2",
+                image,
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(self.registry_url + "/v2/", timeout=3) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                logs = docker("logs", "--tail", "30", container, check=False)
+                raise FactoryError(
+                    f"lab registry {container} did not answer on {self.registry_url}/v2/ within 30s:\n"
+                    f"{logs.stdout}{logs.stderr}"
+                )
+            time.sleep(0.5)
+        self.say(f"registry {container} ready on {self.registry_url} (lab network: {container}:5000)")
+
+    def manifest_digest(self, repository: str, tag: str) -> str | None:
+        """Digest of repository:tag in the lab registry, or None when it is not there."""
+        request = urllib.request.Request(
+            f"{self.registry_url}/v2/{repository}/manifests/{tag}",
+            method="HEAD",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:
+                return resp.headers.get("Docker-Content-Digest")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise
+
+    def push(self) -> None:
+        """Push every `push: true` image as :<hash> and :current, unless the registry already has it."""
+        for name, spec in self.images.items():
+            if not spec.push:
+                continue
+            self.build([name])
+            tag = self.hash_of(name)
+            remote = f"127.0.0.1:{self.port}/{spec.repository}"
+            pushed = self.manifest_digest(spec.repository, tag)
+            if pushed and pushed == self.manifest_digest(spec.repository, "current"):
+                self.say(f"push  {name:<16} {remote}:{tag}  already in the registry")
+                continue
+            started = time.monotonic()
+            for suffix in (tag, "current"):
+                docker("tag", self.ref(name), f"{remote}:{suffix}")
+                docker("push", f"{remote}:{suffix}")
+                docker("image", "rm", f"{remote}:{suffix}", check=False)
+            self.say(f"push  {name:<16} {remote}:{tag}  pushed in {time.monotonic() - started:.0f}s")
+
+    def clean(self, images: bool) -> None:
+        """Remove the registry container, its volume, the lab network and (with images) every lab image tag."""
+        docker("container", "rm", "-f", self.registry["container"], check=False)
+        docker("volume", "rm", self.registry["volume"], check=False)
+        network = docker("network", "rm", self.registry["network"], check=False)
+        if network.returncode != 0 and "not found" not in network.stderr:
+            raise FactoryError(f"cannot remove the network {self.registry['network']}: {network.stderr.strip()}")
+        removed = "the lab registry, its volume and the network"
+        if images:
+            refs = docker(
+                "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"label={LABEL}=true"
+            ).stdout.split()
+            for ref in refs:
+                docker("image", "rm", ref, check=False)
+            removed += f" and {len(refs)} image tag(s)"
+        self.say(f"removed {removed}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--quiet", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("ensure", help="build every image, start the registry, push")
+    build = sub.add_parser("build", help="build images (and their parents)")
+    build.add_argument("names", nargs="*")
+    sub.add_parser("registry", help="start the lab registry and push images to it")
+    ref = sub.add_parser("ref", help="print an image's hashed reference")
+    ref.add_argument("name")
+    clean = sub.add_parser("clean", help="remove the registry, its volume and the network")
+    clean.add_argument("--images", action="store_true", help="remove the lab's image tags too")
+    args = parser.parse_args(argv)
+    try:
+        factory = Factory(quiet=args.quiet)
+        if args.command == "ref":
+            print(factory.ref(args.name))
+        elif args.command == "build":
+            factory.build(args.names)
+        elif args.command == "clean":
+            factory.clean(images=args.images)
+        else:
+            if args.command == "ensure":
+                factory.build([])
+            factory.ensure_registry()
+            factory.push()
+    except FactoryError as exc:
+        print(f"lab image factory: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
