@@ -1,0 +1,122 @@
+"""Bad input to the docker role fails before anything changes, naming the variable.
+
+The role runs in check mode against this machine (connection local): argument
+spec validation and preflight asserts come before any task that could change
+the host, so every case must stop with changed=0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PLAYBOOK = """
+- name: Apply the docker role with the given variables
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: parrotpark.llm.docker
+"""
+
+
+def run_role(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(PLAYBOOK)
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps(variables))
+    env = {
+        **os.environ,
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
+        "ANSIBLE_INJECT_FACT_VARS": "false",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "false",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+    }
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "--check",
+            "-i",
+            "localhost,",
+            str(playbook),
+            "-e",
+            f"@{extra}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+CASES = {
+    "wrong type": ({"docker_daemon_log_max_file": "many"}, [r"docker_daemon_log_max_file", r"int"]),
+    "unknown source": ({"docker_install_source": "snap"}, [r"docker_install_source", r"distribution, upstream"]),
+    "unknown nvidia mode": (
+        {"docker_nvidia_runtime": "maybe"},
+        [r"docker_nvidia_runtime", r"auto, required, disabled"],
+    ),
+    "wrong bool": ({"docker_daemon_live_restore": "sometimes"}, [r"docker_daemon_live_restore", r"bool"]),
+    "log size format": ({"docker_daemon_log_max_size": "10 MB"}, [r"docker_daemon_log_max_size must be a number"]),
+    "registry with scheme": (
+        {"docker_daemon_insecure_registries": ["http://registry:5000"]},
+        [r"docker_daemon_insecure_registries: 'http://registry:5000' is not valid"],
+    ),
+    "mirror not a URL": (
+        {"docker_daemon_registry_mirrors": ["mirror.local"]},
+        [r"docker_daemon_registry_mirrors: 'mirror.local'"],
+    ),
+    "relative data root": (
+        {"docker_daemon_data_root": "srv/docker"},
+        [r"docker_daemon_data_root must be an absolute path"],
+    ),
+    "missing CA bundle": (
+        {"docker_extra_ca_bundle": "/nonexistent/ca.pem"},
+        [r"docker_extra_ca_bundle must name a PEM file"],
+    ),
+    "unknown user": (
+        {"docker_users": ["no-such-user-4711"]},
+        [r"docker_users: user 'no-such-user-4711' does not exist"],
+    ),
+    "bad environment name": (
+        {"docker_service_environment": {"HTTP PROXY": "x"}},
+        [r"docker_service_environment: 'HTTP PROXY' is not a valid environment variable name"],
+    ),
+    "plain http upstream": (
+        {"docker_install_source": "upstream", "docker_upstream_repository_url": "http://mirror/linux"},
+        [r"docker_upstream_repository_url must be an https:// URL"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_fails_before_any_change(tmp_path, case):
+    variables, patterns = CASES[case]
+    result = run_role(tmp_path, variables)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for pattern in patterns:
+        assert re.search(pattern, output), f"{pattern!r} not in output:\n{output}"
+    recap = re.search(r"localhost\s*:.*changed=(\d+)", output)
+    assert recap and recap.group(1) == "0", output
+
+
+def test_a_certificate_file_passes_the_ca_check(tmp_path):
+    """The CA check accepts a real PEM file (and the run then stops at the next bad variable)."""
+    ca = ROOT / "molecule" / "docker-alternative" / "test-ca.pem"
+    result = run_role(tmp_path, {"docker_extra_ca_bundle": str(ca), "docker_health_timeout": 0})
+    output = result.stdout + result.stderr
+    assert "docker_extra_ca_bundle must name" not in output
+    assert "docker_health_timeout must be at least 1" in output
