@@ -1,0 +1,117 @@
+# shellcheck shell=bash
+# Shared helpers of the scripts in this folder: sourced, never run.
+#
+# Everything here is idempotent: a second call finds the work done and returns.
+
+PP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PP_CACHE=${PP_CACHE:-$PP_ROOT/.cache}
+PP_VENV=${PP_VENV:-$PP_ROOT/.venv}
+export PP_ROOT PP_CACHE PP_VENV
+
+# Ansible and molecule settings every script uses.
+export ANSIBLE_INJECT_FACT_VARS=false
+export ANSIBLE_COLLECTIONS_PATH=$PP_ROOT/collections
+export MOLECULE_GLOB='molecule/*/molecule.yml'
+export PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+
+pp_log() { printf '==> %s\n' "$*" >&2; }
+pp_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Run a command as root: directly when we are root, through sudo otherwise.
+pp_as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo -- "$@"
+  else
+    pp_die "'$*' needs root; run as root or install sudo"
+  fi
+}
+
+# Install Debian/Ubuntu packages that are missing (the test harness needs a
+# container engine, debootstrap and shellcheck on the machine itself).
+pp_apt_install() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 ||
+    pp_die "missing ${missing[*]}, and this is not a Debian/Ubuntu machine: install them by hand"
+  pp_log "installing ${missing[*]}"
+  pp_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
+    pp_die "apt-get update failed"
+  pp_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+    pp_die "apt-get install ${missing[*]} failed"
+}
+
+# The development virtualenv, rebuilt only when the pinned requirements or the
+# Python version change.
+pp_ensure_venv() {
+  local python=${PP_PYTHON:-python3} stamp want
+  command -v "$python" >/dev/null 2>&1 || pp_die "$python not found; Python 3.11 or newer is needed"
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+    pp_die "$($python --version 2>&1) is too old; Python 3.11 or newer is needed"
+  want=$(cat "$PP_ROOT/requirements-dev.txt" "$PP_ROOT/constraints-dev.txt" <("$python" --version) | sha256sum | cut -c1-16)
+  stamp=$PP_VENV/.parrotpark-stamp
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  pp_log "creating the virtualenv $PP_VENV"
+  rm -rf "$PP_VENV"
+  "$python" -m venv "$PP_VENV" || pp_die "cannot create a virtualenv (on Debian: apt-get install python3-venv)"
+  "$PP_VENV/bin/pip" install -q --upgrade pip >/dev/null
+  "$PP_VENV/bin/pip" install -q -r "$PP_ROOT/requirements-dev.txt" -c "$PP_ROOT/constraints-dev.txt" ||
+    pp_die "pip install of requirements-dev.txt failed"
+  echo "$want" >"$stamp"
+}
+
+pp_activate() {
+  # shellcheck disable=SC1091
+  . "$PP_VENV/bin/activate"
+}
+
+pp_engine_answers() { timeout 20 docker info >/dev/null 2>&1; }
+
+# Use a container engine that answers; otherwise install Debian's docker.io
+# and start dockerd (through systemd where it runs, in the background where
+# it does not, as in CI containers).
+pp_ensure_engine() {
+  if command -v docker >/dev/null 2>&1 && pp_engine_answers; then
+    return 0
+  fi
+  command -v dockerd >/dev/null 2>&1 || pp_apt_install docker.io
+  local log=/var/log/parrotpark-dockerd.log
+  if [ -d /run/systemd/system ]; then
+    pp_log "starting docker.service"
+    pp_as_root systemctl start docker.service || true
+  else
+    pp_log "starting dockerd in the background (log: $log)"
+    pp_as_root sh -c "setsid nohup dockerd >>$log 2>&1 </dev/null &"
+  fi
+  local deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    pp_engine_answers && return 0
+    sleep 1
+  done
+  {
+    echo "error: the container engine did not start within 60s."
+    echo "docker info said: $(docker info 2>&1 | tail -n 3)"
+    [ -f "$log" ] && { echo "last lines of $log:"; tail -n 20 "$log"; }
+    echo "The tests need a working container engine; they do not fall back to mocks."
+  } >&2
+  exit 1
+}
+
+# Everything a command of this project needs before it can run.
+pp_setup() {
+  pp_apt_install debootstrap shellcheck
+  pp_ensure_venv
+  pp_activate
+  pp_ensure_engine
+}
+
+# Build (or find cached) lab images and start the lab registry.
+pp_images() {
+  python "$PP_ROOT/lab/images/factory.py" ensure
+}

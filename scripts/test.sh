@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Run every test of the collection, stage by stage, on a fresh or warm machine.
+#
+#   scripts/test.sh                 # all stages
+#   scripts/test.sh lint unit       # only these stages (setup always runs)
+#
+# Stages: setup lint sanity unit build integration images molecule lab
+# Each stage prints its own output; the end shows how long each stage took and
+# a summary line. Exit status is non-zero when any stage failed.
+set -uo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$PP_ROOT" || exit 1
+
+ALL_STAGES=(lint sanity unit build integration images molecule lab)
+declare -a STAGE_NAMES=() STAGE_RESULTS=() STAGE_TIMES=()
+
+# The molecule scenarios to run (default: all of them).
+MOLECULE_SCENARIOS=${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort | tr '\n' ' ')}
+
+run_stage() {
+  local name=$1 started status
+  shift
+  printf '\n######## stage %s ########\n' "$name"
+  started=$(date +%s)
+  "$@"
+  status=$?
+  STAGE_NAMES+=("$name")
+  STAGE_TIMES+=("$(($(date +%s) - started))")
+  if [ "$status" -eq 0 ]; then STAGE_RESULTS+=(passed); else STAGE_RESULTS+=(failed); fi
+  printf '######## stage %s %s in %ss ########\n' "$name" "${STAGE_RESULTS[-1]}" "${STAGE_TIMES[-1]}"
+  return "$status"
+}
+
+skip_stage() {
+  STAGE_NAMES+=("$1") STAGE_RESULTS+=("skipped ($2)") STAGE_TIMES+=(0)
+}
+
+stage_setup() { pp_setup; }
+
+stage_lint() {
+  local rc=0
+  yamllint --strict . || rc=1
+  ansible-lint --profile production || rc=1
+  ruff check . || rc=1
+  ruff format --check . || rc=1
+  shellcheck -x scripts/*.sh .ci/run lab/images/rootfs/*.sh || rc=1
+  python tools/check_argument_specs.py || rc=1
+  return $rc
+}
+
+# ansible-test downloads a pip bootstrap script from a host that is not a
+# package registry; give it tools/get_pip_offline.py in its cache instead.
+install_pip_bootstrap() {
+  local version cache
+  version=$(python -c 'import re, ansible_test._internal.python_requirements as m, inspect
+print(re.search(r"pip=.([0-9.]+).", inspect.getsource(m.get_venv_packages)).group(1))') || return 1
+  cache=$HOME/.ansible/test/cache/get_pip_${version//./_}.py
+  [ -f "$cache" ] && ! grep -q 'Stand-in for ansible-test' "$cache" && return 0
+  mkdir -p "$(dirname "$cache")" && cp tools/get_pip_offline.py "$cache"
+}
+
+stage_sanity() {
+  # ansible-test needs the checkout laid out as ansible_collections/NS/NAME.
+  local dest=$PP_CACHE/ansible-test/ansible_collections/parrotpark/llm
+  install_pip_bootstrap || return 1
+  rm -rf "$dest" && mkdir -p "$dest" || return 1
+  git ls-files -z --cached --others --exclude-standard |
+    grep -z -v '^collections/' |
+    tar --null -T - -cf - | tar -C "$dest" -xf - || return 1
+  (cd "$dest" && git init -q . && git add -A && ansible-test sanity --color no --python "$(python -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')" --venv --requirements)
+}
+
+stage_unit() { python -m pytest -q tests/unit; }
+
+stage_build() {
+  # The collection builds, installs into an empty directory, and ansible-doc
+  # shows its roles from there.
+  local out=$PP_CACHE/build
+  rm -rf "$out" && mkdir -p "$out/collections" || return 1
+  local doc
+  ansible-galaxy collection build --force --output-path "$out" . &&
+    ANSIBLE_COLLECTIONS_PATH=$out/collections ansible-galaxy collection install --no-deps \
+      -p "$out/collections" "$out"/parrotpark-llm-*.tar.gz &&
+    doc=$(ANSIBLE_COLLECTIONS_PATH=$out/collections ansible-doc -t role parrotpark.llm.docker) || return 1
+  if [[ $doc != *docker_daemon_insecure_registries* ]]; then
+    echo "ansible-doc -t role parrotpark.llm.docker does not show the role's options:"
+    echo "$doc"
+    return 1
+  fi
+  # The installed collection's playbooks are callable by their FQCN (the
+  # dependencies come from the ansible package in the virtualenv).
+  ANSIBLE_COLLECTIONS_PATH=$out/collections ansible-playbook --syntax-check -i inventories/lab parrotpark.llm.site ||
+    return 1
+  echo "built, installed and documented: $(basename "$out"/parrotpark-llm-*.tar.gz)"
+}
+
+stage_integration() { python -m pytest -q tests/integration; }
+
+stage_images() { pp_images; }
+
+stage_molecule() {
+  local scenario rc=0
+  pp_images >/dev/null || return 1 # cheap when warm; lets `test.sh molecule` run alone
+  for scenario in $MOLECULE_SCENARIOS; do
+    printf -- '-------- molecule scenario %s --------\n' "$scenario"
+    local started
+    started=$(date +%s)
+    if molecule test -s "$scenario"; then
+      printf -- '-------- molecule %s passed in %ss --------\n' "$scenario" "$(($(date +%s) - started))"
+    else
+      printf -- '-------- molecule %s FAILED in %ss --------\n' "$scenario" "$(($(date +%s) - started))"
+      rc=1
+    fi
+  done
+  return $rc
+}
+
+stage_lab() {
+  # The README's first command works, and a second site.yml run changes nothing.
+  # The lab stays up afterwards (make lab-down removes it).
+  local out
+  scripts/lab.sh up || return 1
+  printf -- '-------- second run of site.yml (must report changed=0) --------\n'
+  out=$(ansible-playbook -i inventories/lab site.yml 2>&1) || { echo "$out"; return 1; }
+  echo "$out" | sed -n '/PLAY RECAP/,$p'
+  grep -Eq '^parrotpark-lab-entrance +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' <<<"$out"
+}
+
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=("${ALL_STAGES[@]}")
+for stage in "${stages[@]}"; do
+  [[ " ${ALL_STAGES[*]} " == *" $stage "* ]] || pp_die "unknown stage '$stage'; stages are: ${ALL_STAGES[*]}"
+done
+
+total_started=$(date +%s)
+if ! run_stage setup stage_setup; then
+  for stage in "${stages[@]}"; do skip_stage "$stage" "setup failed"; done
+else
+  images_ok=true
+  for stage in "${stages[@]}"; do
+    if [[ $stage == molecule || $stage == lab ]] && [ "$images_ok" = false ]; then
+      skip_stage "$stage" "images failed"
+      continue
+    fi
+    run_stage "$stage" "stage_$stage" || { [ "$stage" = images ] && images_ok=false; }
+  done
+fi
+
+passed=0 failed=0 skipped=0
+printf '\n%-14s %-24s %s\n' stage result seconds
+for i in "${!STAGE_NAMES[@]}"; do
+  printf '%-14s %-24s %s\n' "${STAGE_NAMES[$i]}" "${STAGE_RESULTS[$i]}" "${STAGE_TIMES[$i]}"
+  case ${STAGE_RESULTS[$i]} in
+    passed) passed=$((passed + 1)) ;;
+    failed) failed=$((failed + 1)) ;;
+    *) skipped=$((skipped + 1)) ;;
+  esac
+done
+printf 'total %ss\n' "$(($(date +%s) - total_started))"
+echo "stages: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$skipped" -eq 0 ]
