@@ -39,10 +39,15 @@ pp_apt_install() {
   command -v apt-get >/dev/null 2>&1 ||
     pp_die "missing ${missing[*]}, and this is not a Debian/Ubuntu machine: install them by hand"
   pp_log "installing ${missing[*]}"
-  pp_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null ||
-    pp_die "apt-get update failed"
-  pp_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
-    pp_die "apt-get install ${missing[*]} failed"
+  local apt_env=(env DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1) log
+  log=$(mktemp)
+  if ! pp_as_root "${apt_env[@]}" apt-get update -q >"$log" 2>&1 ||
+    ! pp_as_root "${apt_env[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    rm -f "$log"
+    pp_die "installing ${missing[*]} with apt-get failed (output above)"
+  fi
+  rm -f "$log"
 }
 
 # The development virtualenv, rebuilt only when the pinned requirements or the
