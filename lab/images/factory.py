@@ -173,15 +173,9 @@ def read_extra_ca(environ: dict[str, str] | None = None) -> bytes:
     return data
 
 
-def docker(*args: str, check: bool = True, capture: bool = True, stdin: Any = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        ["docker", *args],
-        check=False,
-        text=True,
-        stdin=stdin,
-        stdout=subprocess.PIPE if capture else None,
-        stderr=subprocess.PIPE if capture else None,
-    )
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the docker CLI and capture its output; raise FactoryError on failure when check is set."""
+    proc = subprocess.run(["docker", *args], check=False, text=True, capture_output=True)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout or "").strip()[-4000:]
         raise FactoryError(f"docker {' '.join(args[:3])} … failed (exit {proc.returncode}): {detail}")
