@@ -61,6 +61,16 @@ def run_role(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess[str
     )
 
 
+def assert_stopped_unchanged(result: subprocess.CompletedProcess[str], patterns: list[str]) -> None:
+    """The run failed, its output matches every pattern, and it changed nothing."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for pattern in patterns:
+        assert re.search(pattern, output), f"{pattern!r} not in output:\n{output}"
+    recap = re.search(r"localhost\s*:.*changed=(\d+)", output)
+    assert recap and recap.group(1) == "0", output
+
+
 CASES = {
     "wrong type": ({"docker_daemon_log_max_file": "many"}, [r"docker_daemon_log_max_file", r"int"]),
     "unknown source": ({"docker_install_source": "snap"}, [r"docker_install_source", r"distribution, upstream"]),
@@ -104,13 +114,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(tmp_path, case):
     variables, patterns = CASES[case]
-    result = run_role(tmp_path, variables)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    for pattern in patterns:
-        assert re.search(pattern, output), f"{pattern!r} not in output:\n{output}"
-    recap = re.search(r"localhost\s*:.*changed=(\d+)", output)
-    assert recap and recap.group(1) == "0", output
+    assert_stopped_unchanged(run_role(tmp_path, variables), patterns)
 
 
 def test_a_certificate_file_passes_the_ca_check(tmp_path):
@@ -120,3 +124,9 @@ def test_a_certificate_file_passes_the_ca_check(tmp_path):
     output = result.stdout + result.stderr
     assert "docker_extra_ca_bundle must name" not in output
     assert "docker_health_timeout must be at least 1" in output
+
+
+@pytest.mark.skipif(Path("/dev/nvidiactl").exists(), reason="this machine has an NVIDIA GPU")
+def test_required_nvidia_runtime_without_gpu_fails_before_any_change(tmp_path):
+    result = run_role(tmp_path, {"docker_nvidia_runtime": "required"})
+    assert_stopped_unchanged(result, [r"docker_nvidia_runtime is 'required' but this host has no NVIDIA GPU"])
