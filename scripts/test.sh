@@ -23,7 +23,11 @@ run_stage() {
   shift
   printf '\n######## stage %s ########\n' "$name"
   started=$(date +%s)
-  "$@"
+  if [ "$name" = setup ]; then
+    "$@" # in this shell: it activates the virtualenv for the stages after it
+  else
+    ("$@") # in a subshell: a stage that exits cannot end the run
+  fi
   status=$?
   STAGE_NAMES+=("$name")
   STAGE_TIMES+=("$(($(date +%s) - started))")
