@@ -121,14 +121,35 @@ stage_molecule() {
 }
 
 stage_lab() {
-  # The README's first command works, and a second site.yml run changes nothing.
-  # The lab stays up afterwards (make lab-down removes it).
-  local out
+  # The README's first command works, a second site.yml run changes nothing,
+  # and `make lab-down` leaves no container, volume or network of the lab
+  # behind (the cached images stay).
+  local out leftover
   scripts/lab.sh up || return 1
   printf -- '-------- second run of site.yml (must report changed=0) --------\n'
   out=$(ansible-playbook -i inventories/lab site.yml 2>&1) || { echo "$out"; return 1; }
   echo "$out" | sed -n '/PLAY RECAP/,$p'
-  grep -Eq '^parrotpark-lab-entrance +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' <<<"$out"
+  if ! grep -Eq '^parrotpark-lab-entrance +: ok=[0-9]+ +changed=0 +unreachable=0 +failed=0' <<<"$out"; then
+    echo "the second run of site.yml changed something"
+    return 1
+  fi
+  printf -- '-------- teardown (make lab-down) --------\n'
+  scripts/lab.sh down || return 1
+  leftover=$(
+    docker ps -a --format '{{.Names}}' --filter label=parrotpark.lab=true
+    docker volume ls --format '{{.Name}}' --filter name=parrotpark-lab
+    docker network ls --format '{{.Name}}' --filter name=parrotpark-lab
+  )
+  if [ -n "$leftover" ]; then
+    echo "make lab-down left these behind:"
+    echo "$leftover"
+    return 1
+  fi
+  docker image inspect parrotpark/lab-base-trixie:current >/dev/null || {
+    echo "make lab-down removed the cached images"
+    return 1
+  }
+  echo "nothing of the lab is left but its cached images"
 }
 
 stages=("$@")
