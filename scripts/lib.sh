@@ -86,21 +86,26 @@ pp_ensure_engine() {
     return 0
   fi
   command -v dockerd >/dev/null 2>&1 || pp_apt_install docker.io
-  local log=/var/log/parrotpark-dockerd.log
+  local log=${PP_DOCKERD_LOG:-/var/log/parrotpark-dockerd.log} timeout=${PP_ENGINE_TIMEOUT:-60}
+  local pid="" reason="did not answer within ${timeout}s"
   if [ -d /run/systemd/system ]; then
     pp_log "starting docker.service"
     pp_as_root systemctl start docker.service || true
   else
     pp_log "starting dockerd in the background (log: $log)"
-    pp_as_root sh -c "setsid nohup dockerd >>$log 2>&1 </dev/null &"
+    pid=$(pp_as_root sh -c "setsid nohup dockerd >>'$log' 2>&1 </dev/null & echo \$!")
   fi
-  local deadline=$((SECONDS + 60))
-  while [ "$SECONDS" -lt "$deadline" ]; do
+  local started=$SECONDS
+  while [ $((SECONDS - started)) -lt "$timeout" ]; do
     pp_engine_answers && return 0
+    if [ -n "$pid" ] && [ ! -d "/proc/$pid" ]; then
+      reason="exited"
+      break
+    fi
     sleep 1
   done
   {
-    echo "error: the container engine did not start within 60s."
+    echo "error: the container engine $reason."
     echo "docker info said: $(docker info 2>&1 | tail -n 3)"
     [ -f "$log" ] && { echo "last lines of $log:"; tail -n 20 "$log"; }
     echo "The tests need a working container engine; they do not fall back to mocks."
