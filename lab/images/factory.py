@@ -66,6 +66,7 @@ class ImageSpec:
     packages: list[str] = field(default_factory=list)
     extra_ca: bool = False
     push: bool = False
+    aliases: list[str] = field(default_factory=list)
 
     @property
     def repository(self) -> str:
@@ -98,6 +99,9 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Any], dict[str, Imag
             raise FactoryError(
                 f"{path}: image {spec.name!r} has kind {spec.kind!r}; expected debootstrap or dockerfile"
             )
+        for alias in spec.aliases:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]*", alias):
+                raise FactoryError(f"{path}: image {spec.name!r} has alias {alias!r}; expected repository:tag")
         if spec.name in images:
             raise FactoryError(f"{path}: image {spec.name!r} is listed twice")
         images[spec.name] = spec
@@ -379,23 +383,23 @@ class Factory:
             raise
 
     def push(self) -> None:
-        """Push every `push: true` image as :<hash> and :current, unless the registry already has it."""
+        """Push every `push: true` image as :<hash>, :current and its aliases, unless the registry has them all."""
         for name, spec in self.images.items():
             if not spec.push:
                 continue
             self.build([name])
-            tag = self.hash_of(name)
-            remote = f"127.0.0.1:{self.port}/{spec.repository}"
-            pushed = self.manifest_digest(spec.repository, tag)
-            if pushed and pushed == self.manifest_digest(spec.repository, "current"):
-                self.say(f"push  {name:<16} {remote}:{tag}  already in the registry")
+            targets = [f"{spec.repository}:{self.hash_of(name)}", f"{spec.repository}:current", *spec.aliases]
+            digests = {self.manifest_digest(*target.rsplit(":", 1)) for target in targets}
+            if len(digests) == 1 and None not in digests:
+                self.say(f"push  {name:<16} {targets[0]}  already in the registry")
                 continue
             started = time.monotonic()
-            for suffix in (tag, "current"):
-                docker("tag", self.ref(name), f"{remote}:{suffix}")
-                docker("push", f"{remote}:{suffix}")
-                docker("image", "rm", f"{remote}:{suffix}", check=False)
-            self.say(f"push  {name:<16} {remote}:{tag}  pushed in {time.monotonic() - started:.0f}s")
+            for target in targets:
+                remote = f"127.0.0.1:{self.port}/{target}"
+                docker("tag", self.ref(name), remote)
+                docker("push", remote)
+                docker("image", "rm", remote, check=False)
+            self.say(f"push  {name:<16} {', '.join(targets)}  pushed in {time.monotonic() - started:.0f}s")
 
     def clean(self, images: bool) -> None:
         """Remove the registry container, its volume, the lab network and (with images) every lab image tag."""

@@ -69,6 +69,7 @@ def test_manifest_package_list_is_an_input(images):
         (("kind: debootstrap", "kind: podman"), "has kind 'podman'"),
         (("context: hello", "context: nowhere"), "nowhere/Dockerfile does not exist"),
         (("    push: true", "    push: true\n    colour: blue"), "unknown keys ['colour']"),
+        (("library/parrotpark-hello:latest", "library/parrotpark-hello"), "expected repository:tag"),
     ],
 )
 def test_bad_manifest_is_rejected_with_a_clear_message(images, mutation, message):

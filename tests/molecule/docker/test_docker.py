@@ -12,6 +12,10 @@ import yaml
 
 DEFAULTS = yaml.safe_load((Path(__file__).parents[3] / "roles/docker/defaults/main.yml").read_text())
 HELLO = "parrotpark-lab-registry:5000/parrotpark/lab-hello:current"
+HELLO_OUTPUT = "hello from the parrotpark lab registry"
+# The lab registry also holds the hello image as library/parrotpark-hello, so an
+# engine that uses it as its Docker Hub mirror pulls "parrotpark-hello" from it.
+LAB_MIRROR = "http://parrotpark-lab-registry:5000"
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +103,19 @@ def test_runs_image_from_lab_registry(host):
     host.run(f"docker image rm {HELLO}")
     result = host.run(f"docker run --rm --pull always {HELLO}")
     assert result.rc == 0, result.stderr
-    assert result.stdout.strip() == "hello from the parrotpark lab registry"
+    assert result.stdout.strip() == HELLO_OUTPUT
+
+
+def test_registry_mirror_in_effect(host, role_vars):
+    """Docker Hub names resolve through the configured mirror, and only through it."""
+    host.run("docker image rm parrotpark-hello")
+    result = host.run("docker run --rm parrotpark-hello")
+    mirrors = [m.rstrip("/") for m in role_vars["docker_daemon_registry_mirrors"]]
+    if LAB_MIRROR in mirrors:
+        assert result.rc == 0, result.stderr
+        assert result.stdout.strip() == HELLO_OUTPUT
+    else:
+        assert result.rc != 0, "pulled a Docker Hub image without a mirror that holds it"
 
 
 def test_container_logs_rotated_by_driver(host, role_vars):
