@@ -249,7 +249,7 @@ class Factory:
         if os.geteuid() != 0:
             raise FactoryError(f"building {spec.name} runs debootstrap, which needs root (run as root or through sudo)")
         if not shutil.which("debootstrap"):
-            raise FactoryError("debootstrap is not installed (apt-get install debootstrap; scripts/setup.sh does it)")
+            raise FactoryError("debootstrap is not installed (apt-get install debootstrap; make test/lab do it)")
         workdir = ROOT / ".cache" / "images"
         workdir.mkdir(parents=True, exist_ok=True)
         tarball = workdir / f"{spec.name}-{self.hash_of(spec.name)}.tar"
