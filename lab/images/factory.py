@@ -320,13 +320,13 @@ class Factory:
         state = docker(
             "container", "inspect", "--format", "{{.Config.Image}} {{.State.Running}}", container, check=False
         )
-        if state.returncode == 0:
-            current_image, running = state.stdout.split()
-            if current_image != image:
-                docker("container", "rm", "-f", container)
-            elif running != "true":
+        current_image, running = state.stdout.split() if state.returncode == 0 else (None, None)
+        if current_image == image:
+            if running != "true":
                 docker("container", "start", container)
-        if state.returncode != 0 or state.stdout.split()[0] != image:
+        else:
+            if current_image is not None:  # made from an older registry image
+                docker("container", "rm", "-f", container)
             docker(
                 "run",
                 "-d",
