@@ -92,6 +92,18 @@ stage_build() {
     echo "$doc"
     return 1
   fi
+  # Every plugin renders its documentation from the installed tarball, with
+  # the option a user would look for.
+  local plugin expect
+  for plugin in module:scaleway_instance:placement_order module:scaleway_instance_info:instances \
+    module:scaleway_server_type_info:gpu_only inventory:scaleway:connect_with; do
+    IFS=: read -r kind plugin expect <<<"$plugin"
+    doc=$(ANSIBLE_COLLECTIONS_PATH=$out/collections ansible-doc -t "$kind" "parrotpark.llm.$plugin") || return 1
+    if [[ $doc != *"$expect"* ]]; then
+      echo "ansible-doc -t $kind parrotpark.llm.$plugin does not mention $expect"
+      return 1
+    fi
+  done
   # The installed collection's playbooks are callable by their FQCN (the
   # dependencies come from the ansible package in the virtualenv).
   ANSIBLE_COLLECTIONS_PATH=$out/collections ansible-playbook --syntax-check -i inventories/lab parrotpark.llm.site ||

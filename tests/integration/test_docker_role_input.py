@@ -8,13 +8,13 @@ the host, so every case must stop with changed=0.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from ansible_run import BIN, ansible_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,17 +33,10 @@ def run_role(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess[str
     playbook.write_text(PLAYBOOK)
     extra = tmp_path / "vars.json"
     extra.write_text(json.dumps(variables))
-    env = {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_INJECT_FACT_VARS": "false",
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-    }
+    env = ansible_env()
     return subprocess.run(
         [
-            "ansible-playbook",
+            str(BIN / "ansible-playbook"),
             "--check",
             "-i",
             "localhost,",
