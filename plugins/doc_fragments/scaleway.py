@@ -63,3 +63,26 @@ requirements:
 notes:
   - The default zone comes from E(SCW_DEFAULT_ZONE) or the profile file when a module's O(zone) is not given.
 """
+
+    # attributes.action_group of every Scaleway module.
+    ACTION_GROUP = r"""
+attributes:
+  action_group:
+    description: Use C(group/parrotpark.llm.scaleway) in C(module_defaults) to set the connection options once.
+    support: full
+    membership:
+      - parrotpark.llm.scaleway
+"""
+
+    # The remaining attributes of a read-only (_info) module.
+    INFO_MODULE = r"""
+attributes:
+  check_mode:
+    support: full
+    details:
+      - The module only reads, so it behaves the same in check mode.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+"""

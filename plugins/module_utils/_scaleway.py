@@ -552,26 +552,12 @@ def _paged_dict(fetch: Callable[[int], Any], attribute: str) -> dict[str, Any]:
 
 def server_types(api: ScalewayClient, zone: str) -> list[dict[str, Any]]:
     """The zone's server type catalog joined with its availability, as flat dicts sorted by hourly price."""
-    catalog = _paged_dict(
-        lambda page: api.call(
-            f"reading the server type catalog of {zone}",
-            api.instance.list_servers_types,
-            zone=zone,
-            per_page=100,
-            page=page,
-        ),
-        "servers",
-    )
-    stock = _paged_dict(
-        lambda page: api.call(
-            f"reading server type availability in {zone}",
-            api.instance.get_server_types_availability,
-            zone=zone,
-            per_page=100,
-            page=page,
-        ),
-        "servers",
-    )
+
+    def read_all(what: str, func: Callable[..., Any]) -> dict[str, Any]:
+        return _paged_dict(lambda page: api.call(what, func, zone=zone, per_page=100, page=page), "servers")
+
+    catalog = read_all(f"reading the server type catalog of {zone}", api.instance.list_servers_types)
+    stock = read_all(f"reading server type availability in {zone}", api.instance.get_server_types_availability)
     result = []
     for name, entry in catalog.items():
         plain = to_plain(entry)

@@ -25,6 +25,7 @@ description:
 author: Parrotpark contributors (@parrotpark)
 extends_documentation_fragment:
   - parrotpark.llm.scaleway
+  - parrotpark.llm.scaleway.action_group
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -34,7 +35,7 @@ attributes:
     support: full
     details: Shows the managed properties before and after; user data only as a SHA-256 digest.
   platform:
-    platforms: all
+    platforms: posix
 options:
   name:
     description:

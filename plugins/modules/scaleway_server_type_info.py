@@ -16,21 +16,9 @@ description:
   - The module only reads and never reports a change.
 extends_documentation_fragment:
   - parrotpark.llm.scaleway
+  - parrotpark.llm.scaleway.action_group
+  - parrotpark.llm.scaleway.info_module
   - ansible.builtin.action_common_attributes
-attributes:
-  action_group:
-    description: Use C(group/parrotpark.llm.scaleway) in C(module_defaults) to set the connection options once.
-    support: full
-    membership:
-      - parrotpark.llm.scaleway
-  check_mode:
-    support: full
-    details:
-      - The module only reads, so it behaves the same in check mode.
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
 options:
   zone:
     description:
