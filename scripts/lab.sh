@@ -26,7 +26,7 @@ start_entrance() {
     pp_log "starting the entrance container $ENTRANCE"
     docker run -d --name "$ENTRANCE" --hostname entrance --network "$NETWORK" \
       --label parrotpark.lab=true --restart unless-stopped \
-      --cap-add SYS_ADMIN --cap-add NET_ADMIN \
+      --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
       --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp \
       -v "$ENTRANCE_VOLUME:/var/lib/docker" \

@@ -41,6 +41,7 @@ def engine_info(host):
 def test_engine_package_installed(host, role_vars):
     if role_vars["docker_install_source"] == "distribution":
         assert host.package("docker.io").is_installed
+    assert host.exists("docker"), "the docker command-line client is missing"
     if role_vars["docker_python_sdk"]:
         assert host.package("python3-docker").is_installed
 
