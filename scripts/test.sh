@@ -115,19 +115,36 @@ stage_integration() { python -m pytest -q tests/integration; }
 
 stage_images() { pp_images; }
 
+# Scenarios run PP_MOLECULE_JOBS at a time (default 2: most of a scenario is
+# waiting for packages, images and services). Each one writes its own log
+# under .cache/molecule/; a failed scenario's log is printed in full.
 stage_molecule() {
-  local scenario rc=0
+  local scenario rc=0 jobs=${PP_MOLECULE_JOBS:-2} logs=$PP_CACHE/molecule
   pp_images >/dev/null || return 1 # cheap when warm; lets `test.sh molecule` run alone
-  for scenario in $MOLECULE_SCENARIOS; do
-    printf -- '-------- molecule scenario %s --------\n' "$scenario"
-    local started
+  mkdir -p "$logs" || return 1
+  run_scenario() {
+    local started status
     started=$(date +%s)
-    if molecule test -s "$scenario"; then
-      printf -- '-------- molecule %s passed in %ss --------\n' "$scenario" "$(($(date +%s) - started))"
-    else
-      printf -- '-------- molecule %s FAILED in %ss --------\n' "$scenario" "$(($(date +%s) - started))"
-      rc=1
+    molecule test -s "$1" >"$logs/$1.log" 2>&1
+    status=$?
+    printf -- '-------- molecule %s %s in %ss (log: %s) --------\n' "$1" \
+      "$([ $status -eq 0 ] && echo passed || echo FAILED)" "$(($(date +%s) - started))" "$logs/$1.log"
+    [ $status -eq 0 ] || cat "$logs/$1.log"
+    return $status
+  }
+  local running=0
+  for scenario in $MOLECULE_SCENARIOS; do
+    if [ "$running" -ge "$jobs" ]; then
+      wait -n || rc=1
+      running=$((running - 1))
     fi
+    printf -- '-------- molecule scenario %s started --------\n' "$scenario"
+    run_scenario "$scenario" &
+    running=$((running + 1))
+  done
+  while [ "$running" -gt 0 ]; do
+    wait -n || rc=1
+    running=$((running - 1))
   done
   return $rc
 }
