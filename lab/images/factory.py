@@ -67,6 +67,9 @@ class ImageSpec:
     extra_ca: bool = False
     push: bool = False
     aliases: list[str] = field(default_factory=list)
+    # Maven Central artifacts (group:artifact:version:type) fetched with mvn
+    # into the build context before the build, as <artifact>-<version>.<type>.
+    maven: list[str] = field(default_factory=list)
 
     @property
     def repository(self) -> str:
@@ -99,6 +102,11 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Any], dict[str, Imag
             raise FactoryError(
                 f"{path}: image {spec.name!r} has kind {spec.kind!r}; expected debootstrap or dockerfile"
             )
+        for artifact in spec.maven:
+            if not re.fullmatch(r"[\w.-]+:[\w.-]+:[\w.-]+:[\w.]+", artifact):
+                raise FactoryError(
+                    f"{path}: image {spec.name!r}: maven {artifact!r} is not group:artifact:version:type"
+                )  # noqa: E501
         for alias in spec.aliases:
             if not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]*", alias):
                 raise FactoryError(f"{path}: image {spec.name!r} has alias {alias!r}; expected repository:tag")
@@ -132,6 +140,8 @@ def image_hash(spec: ImageSpec, base_dir: Path, parent_hash: str | None, extra_c
         inputs["parent"] = parent_hash
         inputs["context"] = context_digest(base_dir / str(spec.context))
         inputs["extra_ca"] = _sha256(extra_ca) if spec.extra_ca and extra_ca else None
+        if spec.maven:
+            inputs["maven"] = sorted(spec.maven)
     return _sha256(json.dumps(inputs, sort_keys=True).encode())[:16]
 
 
@@ -184,6 +194,28 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         detail = (proc.stderr or proc.stdout or "").strip()[-4000:]
         raise FactoryError(f"docker {' '.join(args[:3])} … failed (exit {proc.returncode}): {detail}")
     return proc
+
+
+def fetch_maven(artifact: str, directory: Path) -> Path:
+    """Copy a Maven Central artifact (group:artifact:version:type) into directory with the machine's mvn.
+
+    mvn keeps its own cache (~/.m2), so a rebuild does not download again.
+    """
+    group, name, version, kind = artifact.split(":")
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise FactoryError(f"fetching {artifact} needs Maven (mvn): install the maven package")
+    proc = subprocess.run(
+        [mvn, "-B", "-q", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={directory}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    target = directory / f"{name}-{version}.{kind}"
+    if proc.returncode != 0 or not target.is_file():
+        output = (proc.stdout + proc.stderr)[-3000:]
+        raise FactoryError(f"mvn could not fetch {group}:{name}:{version}:{kind}:\n{output}")
+    return target
 
 
 def image_exists(ref: str) -> bool:
@@ -278,6 +310,8 @@ class Factory:
             shutil.copytree(self.base_dir / str(spec.context), context)
             if spec.extra_ca:
                 (context / "extra-ca.crt").write_bytes(self.extra_ca)
+            for artifact in spec.maven:
+                fetch_maven(artifact, context)
             proc = docker(
                 "build",
                 "--pull=false",
@@ -382,10 +416,10 @@ class Factory:
                 return None
             raise
 
-    def push(self) -> None:
-        """Push every `push: true` image as :<hash>, :current and its aliases, unless the registry has them all."""
+    def push(self, names: list[str] | None = None) -> None:
+        """Push `push: true` images (all, or those named) as :<hash>, :current and aliases, unless already there."""
         for name, spec in self.images.items():
-            if not spec.push:
+            if not spec.push or (names and name not in names):
                 continue
             self.build([name])
             targets = [f"{spec.repository}:{self.hash_of(name)}", f"{spec.repository}:current", *spec.aliases]
@@ -426,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("ensure", help="build every image, start the registry, push")
     build = sub.add_parser("build", help="build images (and their parents)")
     build.add_argument("names", nargs="*")
-    sub.add_parser("registry", help="start the lab registry and push images to it")
+    registry = sub.add_parser("registry", help="start the lab registry and push images to it (all, or those named)")
+    registry.add_argument("names", nargs="*")
     ref = sub.add_parser("ref", help="print an image's hashed reference")
     ref.add_argument("name")
     clean = sub.add_parser("clean", help="remove the registry, its volume and the network")
@@ -444,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "ensure":
                 factory.build([])
             factory.ensure_registry()
-            factory.push()
+            factory.push(getattr(args, "names", None))
     except FactoryError as exc:
         print(f"lab image factory: {exc}", file=sys.stderr)
         return 1

@@ -36,8 +36,9 @@ def test_context_change_renews_image_and_its_children_only(images):
     (images / "base" / "ssh-hostkeys.conf").write_text("# changed\n")
     after = hashes(images / "images.yml")
     changed = {name for name in before if before[name] != after[name]}
-    # base-* use the context; registry and hello are built on base-trixie.
-    assert changed == {"base-trixie", "base-bookworm", "registry", "hello"}
+    # base-* use the context; registry, hello and engine-trixie are built on
+    # base-trixie; the service images sit on rootfs-trixie and keep their hash.
+    assert changed == {"base-trixie", "base-bookworm", "registry", "hello", "engine-trixie"}
 
 
 def test_file_mode_is_an_input(images):
