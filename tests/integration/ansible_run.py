@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -145,3 +146,46 @@ def inventory_hosts(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def group_members(data: dict[str, Any], group: str) -> set[str]:
     return set(data.get(group, {}).get("hosts", []))
+
+
+def run_role_check(tmp_path: Path, role: str, variables: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Apply a role of this collection in check mode to this machine (connection local) with the given variables."""
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(
+        "- name: Apply the role with the given variables\n"
+        "  hosts: localhost\n"
+        "  connection: local\n"
+        "  gather_facts: false\n"
+        "  roles:\n"
+        f"    - role: parrotpark.llm.{role}\n"
+    )
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps(variables))
+    return subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "--check",
+            "-i",
+            "localhost,",
+            str(playbook),
+            "-e",
+            f"@{extra}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=300,
+        check=False,
+    )
+
+
+def assert_stopped_unchanged(result: subprocess.CompletedProcess[str], patterns: list[str]) -> None:
+    """The run failed, its output matches every pattern (regular expressions), and it changed nothing."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for pattern in patterns:
+        assert re.search(pattern, output), f"{pattern!r} not in output:\n{output}"
+    recap = re.search(r"localhost\s*:.*changed=(\d+)", output)
+    assert recap and recap.group(1) == "0", output

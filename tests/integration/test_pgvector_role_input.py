@@ -1,0 +1,75 @@
+"""Bad input to the pgvector role fails before anything changes, naming the variable.
+
+The role runs in check mode against this machine (connection local); its
+preflight comes before any task that could change the host.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ansible_run import assert_stopped_unchanged, run_role_check
+
+STRONG = "a-strong-password-0123456789"
+BASE = {"pgvector_superuser_password": STRONG}
+
+CASES = {
+    "short superuser password": (
+        {"pgvector_superuser_password": "short"},
+        [r"pgvector_superuser_password \(when given\) and every value of pgvector_passwords must have at least\s+16"],
+    ),
+    "short owner password": (
+        {"pgvector_passwords": {"rag": "tiny"}},
+        [r"must have at least 16 characters"],
+    ),
+    "password for an unknown owner": (
+        {"pgvector_passwords": {"nobody": STRONG}},
+        [r"unknown: \['nobody'\]"],
+    ),
+    "no database": ({"pgvector_databases": []}, [r"pgvector_databases must list at least one database"]),
+    "database name not an identifier": (
+        {"pgvector_databases": [{"name": "my-db", "owner": "app"}]},
+        [r"pgvector_databases must list.*lower-case SQL identifiers"],
+    ),
+    "database listed twice": (
+        {"pgvector_databases": [{"name": "app", "owner": "a"}, {"name": "app", "owner": "b"}]},
+        [r"database names unique"],
+    ),
+    "owner missing": (
+        {"pgvector_databases": [{"name": "app"}]},
+        [r"pgvector_databases"],
+    ),
+    "bad extension name": (
+        {"pgvector_databases": [{"name": "app", "owner": "app", "extensions": ["vector; DROP"]}]},
+        [r"pgvector_databases: database app lists an invalid extension name"],
+    ),
+    "listen address not an IP": (
+        {"pgvector_listen_addresses": ["entrance.local"]},
+        [r"pgvector_listen_addresses must be IP addresses"],
+    ),
+    "allowed network not a CIDR": (
+        {"pgvector_allowed_networks": ["10.0.0.0/33"]},
+        [r"pgvector_allowed_networks\s+networks in CIDR notation"],
+    ),
+    "port out of range": ({"pgvector_port": 70000}, [r"pgvector_port\s+between 1 and 65535"]),
+    "shared buffers too small": ({"pgvector_shared_buffers_mb": 4}, [r"pgvector_shared_buffers_mb \(4\) must be"]),
+    "relative data path": ({"pgvector_data": "data/pg"}, [r"pgvector_data must be an absolute host path"]),
+    "S3 bucket without keys": (
+        {"pgvector_backup_s3_bucket": "parrotpark-backups"},
+        [r"pgvector_backup_s3_access_key and\s+pgvector_backup_s3_secret_key are required"],
+    ),
+    "wrong type": ({"pgvector_backup_keep": "many"}, [r"pgvector_backup_keep", r"int"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_fails_before_any_change(tmp_path, case):
+    variables, patterns = CASES[case]
+    result = run_role_check(tmp_path, "pgvector", {**BASE, "parrotpark_secrets_dir": str(tmp_path), **variables})
+    assert_stopped_unchanged(result, patterns)
+
+
+def test_secret_values_stay_out_of_the_output(tmp_path):
+    secret = "short-secret"
+    result = run_role_check(tmp_path, "pgvector", {"pgvector_superuser_password": secret})
+    assert result.returncode != 0
+    assert secret not in result.stdout + result.stderr
