@@ -116,6 +116,7 @@ pp_ensure_engine() {
 # Everything a command of this project needs before it can run.
 pp_setup() {
   pp_apt_install debootstrap shellcheck
+  command -v mvn >/dev/null 2>&1 || pp_apt_install maven # fetches the Keycloak distribution
   pp_ensure_venv
   pp_activate
   pp_ensure_engine
