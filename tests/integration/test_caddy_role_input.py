@@ -1,0 +1,240 @@
+"""Bad input to the caddy role fails before anything changes, naming the variable.
+
+The role runs in check mode against this machine (connection local): argument
+spec validation and preflight asserts come before any task that could change
+the host, so every case must stop with changed=0.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ansible_run import BIN, ansible_env
+
+PLAYBOOK = """
+- name: Apply the caddy role with the given variables
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: parrotpark.llm.caddy
+"""
+
+VALID = {"caddy_domain": "llm.example.com"}
+
+
+def run_role(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess[str]:
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text(PLAYBOOK)
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps(variables))
+    return subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "--check",
+            "-i",
+            "localhost,",
+            str(playbook),
+            "-e",
+            f"@{extra}",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=300,
+        check=False,
+    )
+
+
+def assert_stopped_unchanged(result: subprocess.CompletedProcess[str], patterns: list[str]) -> None:
+    """The run failed, its output matches every pattern, and it changed nothing."""
+    output = result.stdout + result.stderr
+    flat = " ".join(output.split())  # messages may be folded over lines
+    assert result.returncode != 0, output
+    for pattern in patterns:
+        assert re.search(pattern, flat), f"{pattern!r} not in output:\n{output}"
+    recap = re.search(r"localhost\s*:.*changed=(\d+)", output)
+    assert recap and recap.group(1) == "0", output
+
+
+CASES = {
+    "missing domain": ({}, [r"missing required arguments: caddy_domain"]),
+    "empty domain": ({"caddy_domain": ""}, [r"caddy_domain must be a DNS name such as example.com .* got ''"]),
+    "domain with scheme": (
+        {"caddy_domain": "https://example.com"},
+        [r"caddy_domain must be a DNS name .* got 'https://example.com'"],
+    ),
+    "domain with space": ({"caddy_domain": "my domain.com"}, [r"caddy_domain must be a DNS name"]),
+    "domain label too long": ({"caddy_domain": "a" * 64 + ".com"}, [r"caddy_domain must be a DNS name"]),
+    "bad site host": (
+        {**VALID, "caddy_api_host": "api_server.example.com"},
+        [r"caddy_api_host must be a DNS name .* got 'api_server.example.com'"],
+    ),
+    "two sites on one host": (
+        {**VALID, "caddy_api_host": "chat.llm.example.com"},
+        [r"Two sites share a host name \(chat.llm.example.com\)"],
+    ),
+    "extra site on a built-in host": (
+        {**VALID, "caddy_extra_sites": [{"host": "auth.llm.example.com", "upstream": "wiki:80"}]},
+        [r"Two sites share a host name \(auth.llm.example.com\)"],
+    ),
+    "unknown site": ({**VALID, "caddy_sites": ["chat", "docs"]}, [r"caddy_sites", r"chat, api, auth"]),
+    "site twice": ({**VALID, "caddy_sites": ["api", "api"]}, [r"caddy_sites lists a site more than once"]),
+    "upstream without port": (
+        {**VALID, "caddy_api_upstream": "parrotpark-litellm"},
+        [r"caddy_api_upstream must be host:port .* got 'parrotpark-litellm'"],
+    ),
+    "upstream port out of range": (
+        {**VALID, "caddy_chat_upstream": "librechat:70000"},
+        [r"caddy_chat_upstream must be host:port .* got 'librechat:70000'"],
+    ),
+    "keycloak management port": (
+        {**VALID, "caddy_auth_upstream": "parrotpark-keycloak:9000"},
+        [r"caddy_auth_upstream points at port 9000, Keycloak's management port"],
+    ),
+    "extra site with upstream and directives": (
+        {**VALID, "caddy_extra_sites": [{"host": "wiki.llm.example.com", "upstream": "wiki:80", "directives": "x"}]},
+        [r"caddy_extra_sites: entry .*wiki.llm.example.com.* is not valid"],
+    ),
+    "extra site with neither": (
+        {**VALID, "caddy_extra_sites": [{"host": "wiki.llm.example.com"}]},
+        [r"caddy_extra_sites: entry .*wiki.llm.example.com.* is not valid"],
+    ),
+    "extra site without host": (
+        {**VALID, "caddy_extra_sites": [{"upstream": "wiki:80"}]},
+        [r"missing required arguments: host", r"caddy_extra_sites"],
+    ),
+    "port collision": (
+        {**VALID, "caddy_http_port": 8443, "caddy_https_port": 8443},
+        [r"caddy_http_port and caddy_https_port must be two different ports .* got 8443 and 8443"],
+    ),
+    "port out of range": (
+        {**VALID, "caddy_https_port": 65536},
+        [r"caddy_http_port and caddy_https_port must be two different ports between 1 and 65535"],
+    ),
+    "port not a number": ({**VALID, "caddy_http_port": "eighty"}, [r"caddy_http_port", r"int"]),
+    "bind address is a name": (
+        {**VALID, "caddy_bind_addresses": ["localhost"]},
+        [r"caddy_bind_addresses: 'localhost' is not an IP address"],
+    ),
+    "bind address with port": (
+        {**VALID, "caddy_bind_addresses": ["127.0.0.1:80"]},
+        [r"caddy_bind_addresses: '127.0.0.1:80' is not an IP address"],
+    ),
+    "unknown tls mode": ({**VALID, "caddy_tls_mode": "letsencrypt"}, [r"caddy_tls_mode", r"auto, internal"]),
+    "offline time as words": (
+        {**VALID, "caddy_offline_until": "8am"},
+        [r"caddy_offline_until must be a time HH:MM .* got '8am'"],
+    ),
+    "offline time out of range": (
+        {**VALID, "caddy_offline_until": "24:00"},
+        [r"caddy_offline_until must be a time HH:MM .* got '24:00'"],
+    ),
+    "offline message with braces": (
+        {**VALID, "caddy_offline_message": "Offline {$HOME}"},
+        [r"caddy_offline_message must be one line of text without backticks or braces"],
+    ),
+    "header value with a quote": (
+        {**VALID, "caddy_security_headers": {"X-Test": 'a"b'}},
+        [r"caddy_security_headers: 'X-Test: a\"b' is not valid"],
+    ),
+    "header name with a space": (
+        {**VALID, "caddy_security_headers": {"X Test": "1"}},
+        [r"caddy_security_headers: 'X Test: 1' is not valid"],
+    ),
+    "log rotation zero": (
+        {**VALID, "caddy_log_roll_keep": 0},
+        [r"caddy_log_roll_size_mb, caddy_log_roll_keep and caddy_log_roll_keep_days must each be at least 1"],
+    ),
+    "acme email": ({**VALID, "caddy_acme_email": "ops"}, [r"caddy_acme_email must be an e-mail address"]),
+    "acme ca over http": (
+        {**VALID, "caddy_acme_ca": "http://acme.example.com/directory"},
+        [r"caddy_acme_ca must be the https:// URL of an ACME directory"],
+    ),
+    "relative config dir": (
+        {**VALID, "caddy_config_dir": "etc/caddy"},
+        [r"caddy_config_dir and caddy_log_dir must be two different absolute paths"],
+    ),
+    "same volume twice": (
+        {**VALID, "caddy_config_volume": "parrotpark-caddy-data"},
+        [r"caddy_data_volume and caddy_config_volume must each be a Docker volume name .* and differ"],
+    ),
+    "container name with a slash": (
+        {**VALID, "caddy_container_name": "parrotpark/caddy"},
+        [r"caddy_container_name and caddy_docker_network must be Docker names"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_fails_before_any_change(tmp_path, case):
+    variables, patterns = CASES[case]
+    assert_stopped_unchanged(run_role(tmp_path, variables), patterns)
+
+
+def test_valid_input_passes_every_check(tmp_path):
+    """Non-default but valid values pass every check; the run stops at the last one, given a bad value on purpose."""
+    variables = {
+        "caddy_domain": "lab.example.internal",
+        "caddy_chat_host": "talk.example.org",
+        "caddy_api_upstream": "http://api-double:8082",
+        "caddy_extra_sites": [
+            {"host": "docs.example.org", "upstream": "docs:8000"},
+            {"host": "status.example.org", "directives": 'respond "ok" 200'},
+        ],
+        "caddy_bind_addresses": ["127.0.0.1", "::1"],
+        "caddy_http_port": 8080,
+        "caddy_https_port": 8443,
+        "caddy_offline_until": "08:00",
+        "caddy_acme_email": "ops@example.org",
+        "caddy_data_volume": "/srv/caddy/data",
+        "caddy_health_retries": 0,
+    }
+    result = run_role(tmp_path, variables)
+    assert_stopped_unchanged(result, [r"caddy_health_retries and caddy_health_delay must each be at least 1"])
+    assert len(re.findall(r"fatal:", result.stdout + result.stderr)) == 1
+
+
+def engine_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def docker_object_exists(kind: str, name: str) -> bool:
+    return subprocess.run(["docker", kind, "inspect", name], capture_output=True, check=False).returncode == 0
+
+
+@pytest.mark.skipif(not engine_answers(), reason="needs a Docker engine (the test setup starts one)")
+def test_check_mode_on_a_fresh_host_predicts_and_changes_nothing(tmp_path):
+    """Without the image, the network or the volumes, check mode runs through, reports the changes, makes none."""
+    tag = tmp_path.name[-12:].lower().replace("_", "-")
+    names = {"network": f"pp-check-{tag}", "data": f"pp-check-data-{tag}", "config": f"pp-check-config-{tag}"}
+    variables = {
+        "caddy_domain": "check.example.com",
+        "caddy_image": f"parrotpark-check/caddy:not-pulled-{tag}",
+        "caddy_container_name": f"pp-check-caddy-{tag}",
+        "caddy_docker_network": names["network"],
+        "caddy_data_volume": names["data"],
+        "caddy_config_volume": names["config"],
+        "caddy_config_dir": str(tmp_path / "etc"),
+        "caddy_log_dir": str(tmp_path / "log"),
+    }
+    result = run_role(tmp_path, variables)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Predict the Caddy container" in output
+    recap = re.search(r"localhost\s*:.*changed=(\d+).*failed=(\d+)", output)
+    assert recap and int(recap.group(1)) > 0 and recap.group(2) == "0", output
+    assert not docker_object_exists("network", names["network"])
+    for volume in (names["data"], names["config"]):
+        assert not docker_object_exists("volume", volume)
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "log").exists()
