@@ -106,7 +106,7 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Any], dict[str, Imag
             if not re.fullmatch(r"[\w.-]+:[\w.-]+:[\w.-]+:[\w.]+", artifact):
                 raise FactoryError(
                     f"{path}: image {spec.name!r}: maven {artifact!r} is not group:artifact:version:type"
-                )  # noqa: E501
+                )
         for alias in spec.aliases:
             if not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]*", alias):
                 raise FactoryError(f"{path}: image {spec.name!r} has alias {alias!r}; expected repository:tag")

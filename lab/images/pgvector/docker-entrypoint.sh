@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The official postgres image's entrypoint contract, as the pgvector role
 # uses it (including POSTGRES_PASSWORD_FILE): initialise an empty $PGDATA with the superuser password, run
 # /docker-entrypoint-initdb.d once, then exec the server as postgres.

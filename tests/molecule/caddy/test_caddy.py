@@ -102,11 +102,11 @@ def parse_curl(result) -> Response:
     response = Response(rc=result.rc, stderr=result.stderr)
     if result.rc != 0:
         return response
-    head, _, body = result.stdout.partition("\r\n\r\n")
+    head, _sep, body = result.stdout.partition("\r\n\r\n")
     lines = head.split("\r\n")
     response.status = int(lines[0].split()[1])
     for line in lines[1:]:
-        name, _, value = line.partition(":")
+        name, _sep, value = line.partition(":")
         response.headers[name.strip().lower()] = value.strip()
     response.body = body
     return response
@@ -135,7 +135,7 @@ def offline_sentence(role_vars) -> str:
 
 
 def wait_for_backend(host, role_vars, site: dict[str, Any]) -> None:
-    for _ in range(40):
+    for _attempt in range(40):
         response = https(host, role_vars, site["host"], "/ready")
         if response.status == 200:
             return
@@ -189,7 +189,7 @@ def test_container_healthy(host, role_vars):
     """Docker's health check (the admin API, through wget in the image) reports healthy."""
     name = role_vars["caddy_container_name"]
     status = ""
-    for _ in range(45):
+    for _attempt in range(45):
         status = host.check_output(f"docker inspect --format '{{{{.State.Health.Status}}}}' {name}")
         if status == "healthy":
             return
