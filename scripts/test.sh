@@ -111,7 +111,8 @@ stage_build() {
   echo "built, installed and documented: $(basename "$out"/parrotpark-llm-*.tar.gz)"
 }
 
-stage_integration() { python -m pytest -q tests/integration; }
+# Two workers: most of the time goes to ansible-playbook processes.
+stage_integration() { python -m pytest -q -n "${PP_TEST_WORKERS:-2}" tests/integration; }
 
 stage_images() { pp_images; }
 
