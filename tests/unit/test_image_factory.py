@@ -41,6 +41,19 @@ def test_context_change_renews_image_and_its_children_only(images):
     assert changed == {"base-trixie", "base-bookworm", "registry", "hello", "engine-trixie"}
 
 
+def test_maven_artifacts_are_an_input_and_checked(images):
+    manifest = images / "images.yml"
+    before = hashes(manifest)
+    manifest.write_text(
+        manifest.read_text().replace("keycloak-quarkus-dist:26.4.5:tar.gz", "keycloak-quarkus-dist:26.4.6:tar.gz")
+    )
+    after = hashes(manifest)
+    assert {name for name in before if before[name] != after[name]} == {"keycloak"}
+    manifest.write_text(manifest.read_text().replace("keycloak-quarkus-dist:26.4.6:tar.gz", "keycloak-dist"))
+    with pytest.raises(factory.FactoryError, match="is not group:artifact:version:type"):
+        factory.load_manifest(manifest)
+
+
 def test_file_mode_is_an_input(images):
     before = hashes(images / "images.yml")
     (images / "hello" / "Dockerfile").chmod(0o755)
