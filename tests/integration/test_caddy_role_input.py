@@ -7,61 +7,18 @@ the host, so every case must stop with changed=0.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from ansible_run import BIN, ansible_env
-
-PLAYBOOK = """
-- name: Apply the caddy role with the given variables
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  roles:
-    - role: parrotpark.llm.caddy
-"""
+from ansible_run import assert_stopped_unchanged, run_role_check
 
 VALID = {"caddy_domain": "llm.example.com"}
 
 
 def run_role(tmp_path: Path, variables: dict) -> subprocess.CompletedProcess[str]:
-    playbook = tmp_path / "playbook.yml"
-    playbook.write_text(PLAYBOOK)
-    extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps(variables))
-    return subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "--check",
-            "-i",
-            "localhost,",
-            str(playbook),
-            "-e",
-            f"@{extra}",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        timeout=300,
-        check=False,
-    )
-
-
-def assert_stopped_unchanged(result: subprocess.CompletedProcess[str], patterns: list[str]) -> None:
-    """The run failed, its output matches every pattern, and it changed nothing."""
-    output = result.stdout + result.stderr
-    flat = " ".join(output.split())  # messages may be folded over lines
-    assert result.returncode != 0, output
-    for pattern in patterns:
-        assert re.search(pattern, flat), f"{pattern!r} not in output:\n{output}"
-    recap = re.search(r"localhost\s*:.*changed=(\d+)", output)
-    assert recap and recap.group(1) == "0", output
+    return run_role_check(tmp_path, "caddy", variables)
 
 
 CASES = {
