@@ -315,6 +315,7 @@ class Factory:
             proc = docker(
                 "build",
                 "--pull=false",
+                "--force-rm",  # a failed build leaves no container behind
                 "--build-arg",
                 f"PARENT={self.ref(str(spec.parent))}",
                 "--label",
