@@ -712,12 +712,17 @@ def create_security_group(store: Store, req: Request, zone: str) -> Response:
     return Response(201, {"security_group": store.render_security_group(sg)})
 
 
+def _get_zonal(collection: dict[str, dict[str, Any]], store: Store, kind: str, zone: str, ref: str) -> dict[str, Any]:
+    """A resource of this zone that the caller's key may read, or the API's not_found."""
+    resource = collection.get(ref)
+    if resource is None or resource["zone"] != zone:
+        raise ApiError.not_found(kind, ref)
+    store.check_access(resource["project"], kind)
+    return resource
+
+
 def _get_sg(store: Store, zone: str, sg_id: str) -> dict[str, Any]:
-    sg = store.security_groups.get(sg_id)
-    if sg is None or sg["zone"] != zone:
-        raise ApiError.not_found("instance_security_group", sg_id)
-    store.check_access(sg["project"], "instance_security_group")
-    return sg
+    return _get_zonal(store.security_groups, store, "instance_security_group", zone, sg_id)
 
 
 def get_security_group(store: Store, req: Request, zone: str, sg_id: str) -> Response:
@@ -858,11 +863,7 @@ def list_volumes(store: Store, req: Request, zone: str) -> Response:
 
 
 def _get_local_volume(store: Store, zone: str, volume_id: str) -> dict[str, Any]:
-    volume = store.local_volumes.get(volume_id)
-    if volume is None or volume["zone"] != zone:
-        raise ApiError.not_found("instance_volume", volume_id)
-    store.check_access(volume["project"], "instance_volume")
-    return volume
+    return _get_zonal(store.local_volumes, store, "instance_volume", zone, volume_id)
 
 
 def get_volume(store: Store, req: Request, zone: str, volume_id: str) -> Response:
