@@ -291,6 +291,15 @@ class ScalewayClient:
         except ScalewayException as exc:
             raise api_error(exc, what) from None
 
+    def call_unless_gone(self, what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """Like call(), but a resource that does not exist (any more) gives None instead of an error."""
+        try:
+            return self.call(what, func, *args, **kwargs)
+        except ScalewayError as error:
+            if error.status == 404 or error.kind == "not_found":
+                return None
+            raise
+
     def private_addresses(self, server: dict[str, Any]) -> dict[str, list[str]]:
         """IPv4 addresses (no prefix length) of each private NIC of a server, from IPAM."""
         result: dict[str, list[str]] = {}
@@ -334,10 +343,6 @@ def api_error(exc: Exception, what: str) -> ScalewayError:
     if hint:
         text = f"{text} {hint}"
     return ScalewayError(text, kind=kind, status=status)
-
-
-def is_not_found(error: ScalewayError) -> bool:
-    return error.status == 404 or error.kind == "not_found"
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import (
     ZONE_RE,
     ScalewayClient,
     ScalewayError,
-    is_not_found,
     list_servers,
     summarize_server,
     to_plain,
@@ -96,6 +95,9 @@ class InstanceManager:
         self.placements: list[dict[str, Any]] = []
         self.removed: dict[str, list[str]] = {"servers": [], "volumes": [], "ips": []}
         self._availability: dict[str, dict[str, str]] = {}
+        self._volumes_in: dict[str, bool] = {}
+        # User data of the existing instance, read once by run() (when user_data is managed).
+        self._user_data_before: str | None = None
 
     # ------------------------------------------------------------------ lookup
 
@@ -112,18 +114,13 @@ class InstanceManager:
         return found[0] if found else None
 
     def get(self, server: dict[str, Any]) -> dict[str, Any] | None:
-        try:
-            answer = self.api.call(
-                f"reading instance {server['id']}",
-                self.api.instance.get_server,
-                server_id=server["id"],
-                zone=server["zone"],
-            )
-        except ScalewayError as error:
-            if is_not_found(error):
-                return None
-            raise
-        return to_plain(answer.server)
+        answer = self.api.call_unless_gone(
+            f"reading instance {server['id']}",
+            self.api.instance.get_server,
+            server_id=server["id"],
+            zone=server["zone"],
+        )
+        return None if answer is None else to_plain(answer.server)
 
     def user_data(self, server: dict[str, Any]) -> str | None:
         keys = self.api.call(
@@ -250,14 +247,16 @@ class InstanceManager:
         return None
 
     def volumes_in(self, zone: str) -> bool:
-        for volume_id in self.params["extra_volumes"] or []:
-            try:
-                self.api.call(f"reading volume {volume_id}", self.api.block.get_volume, volume_id=volume_id, zone=zone)
-            except ScalewayError as error:
-                if is_not_found(error):
-                    return False
-                raise
-        return True
+        """Whether every extra volume is in this zone (asked once per zone)."""
+        if zone not in self._volumes_in:
+            self._volumes_in[zone] = all(
+                self.api.call_unless_gone(
+                    f"reading volume {volume_id}", self.api.block.get_volume, volume_id=volume_id, zone=zone
+                )
+                is not None
+                for volume_id in self.params["extra_volumes"] or []
+            )
+        return self._volumes_in[zone]
 
     def record(self, commercial_type: str, zone: str, outcome: str, message: str = "") -> None:
         self.placements.append(
@@ -485,11 +484,7 @@ class InstanceManager:
         return [to_plain(ip) for ip in ips if owner_tag(self.name) in (ip.tags or [])]
 
     def release_ip(self, zone: str, ip_id: str) -> None:
-        try:
-            self.api.call(f"releasing IP {ip_id}", self.api.instance.delete_ip, ip=ip_id, zone=zone)
-        except ScalewayError as error:
-            if not is_not_found(error):
-                raise
+        self.api.call_unless_gone(f"releasing IP {ip_id}", self.api.instance.delete_ip, ip=ip_id, zone=zone)
         self.removed["ips"].append(ip_id)
 
     def update(self, server: dict[str, Any]) -> dict[str, Any]:
@@ -518,7 +513,7 @@ class InstanceManager:
                     zone=zone,
                     **patch,
                 )
-        if self.params["user_data"] is not None and self.user_data(server) != self.params["user_data"]:
+        if self.params["user_data"] is not None and self._user_data_before != self.params["user_data"]:
             self.changed = True
             if not self.check_mode:
                 self.set_user_data(server)
@@ -617,29 +612,20 @@ class InstanceManager:
         if current["state"] != "stopped":
             self.action(current, "poweroff")
             current = self.wait_state(current, ("stopped",))
-        try:
-            self.api.call(
-                f"deleting instance {self.name} ({server['id']})",
-                self.api.instance.delete_server,
-                server_id=server["id"],
-                zone=server["zone"],
-            )
-        except ScalewayError as error:
-            if not is_not_found(error):
-                raise
+        self.api.call_unless_gone(
+            f"deleting instance {self.name} ({server['id']})",
+            self.api.instance.delete_server,
+            server_id=server["id"],
+            zone=server["zone"],
+        )
         self.wait_gone(server)
 
     def delete_volume(self, zone: str, volume_id: str) -> None:
         def fetch() -> dict[str, Any] | None:
-            try:
-                answer = self.api.call(
-                    f"reading volume {volume_id}", self.api.block.get_volume, volume_id=volume_id, zone=zone
-                )
-            except ScalewayError as error:
-                if is_not_found(error):
-                    return None
-                raise
-            return to_plain(answer)
+            answer = self.api.call_unless_gone(
+                f"reading volume {volume_id}", self.api.block.get_volume, volume_id=volume_id, zone=zone
+            )
+            return None if answer is None else to_plain(answer)
 
         volume = wait_until(
             fetch,
@@ -651,11 +637,9 @@ class InstanceManager:
         )
         if volume is None:
             return
-        try:
-            self.api.call(f"deleting volume {volume_id}", self.api.block.delete_volume, volume_id=volume_id, zone=zone)
-        except ScalewayError as error:
-            if not is_not_found(error):
-                raise
+        self.api.call_unless_gone(
+            f"deleting volume {volume_id}", self.api.block.delete_volume, volume_id=volume_id, zone=zone
+        )
         self.removed["volumes"].append(volume_id)
 
     # ------------------------------------------------------------------ entry point
@@ -703,8 +687,9 @@ class InstanceManager:
     def run(self) -> dict[str, Any]:
         state = self.params["state"]
         server = self.find()
-        before_user_data = self.user_data(server) if server and self.params["user_data"] is not None else None
-        before = self.snapshot(server, before_user_data)
+        if server and self.params["user_data"] is not None:
+            self._user_data_before = self.user_data(server)
+        before = self.snapshot(server, self._user_data_before)
         if state == "absent":
             self.teardown(server)
             return {"changed": self.changed, "removed": self.removed, "diff": {"before": before, "after": {}}}

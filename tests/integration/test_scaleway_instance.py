@@ -300,3 +300,22 @@ def test_wrong_secret_is_refused_and_never_shown(fake: Any, run_env: dict[str, s
     assert "secret key was refused" in result["msg"]
     assert wrong not in run.output
     assert SECRET_KEY not in run.output
+
+
+def test_changed_user_data_is_written_once(fake: Any, run_env: dict[str, str], tmp_path: Path) -> None:
+    other = "#cloud-config\nruncmd: [true]\n"
+    run = run_tasks(
+        tmp_path,
+        run_env,
+        [
+            (MODULE, gpu(state="present")),
+            (MODULE, gpu(state="present", user_data=other)),
+            (MODULE, gpu(state="present", user_data=other)),
+        ],
+    )
+    created, changed, again = run.results
+    assert not created.get("failed"), created.get("msg")
+    assert changed["changed"] is True
+    assert changed["diff"]["after"]["user_data"] != changed["diff"]["before"]["user_data"]
+    assert fake.user_data(created["instance"]["id"])["cloud-init"].decode() == other
+    assert again["changed"] is False
