@@ -124,5 +124,11 @@ pp_setup() {
 
 # Build (or find cached) lab images and start the lab registry.
 pp_images() {
+  # Images that install from PyPI, npm or the Go module proxy during their
+  # build trust what this host trusts (a TLS-inspecting proxy's CA included),
+  # unless PARROTPARK_EXTRA_CA_BUNDLE names another bundle.
+  if [ -z "${PARROTPARK_EXTRA_CA_BUNDLE:-}" ] && [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+    export PARROTPARK_EXTRA_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+  fi
   python "$PP_ROOT/lab/images/factory.py" ensure
 }
