@@ -1,0 +1,473 @@
+"""Verify the librechat role on a molecule platform.
+
+LibreChat's api server, its RAG API and MongoDB cannot be obtained here: the
+scenarios run the lab's librechat-double and librechat-rag-api-double (test
+doubles that say so in every answer) and FerretDB in place of MongoDB. What
+is checked is what the role is responsible for, against what those answer:
+
+- the containers run the configured images on the configured network, only
+  LibreChat is published, on the configured addresses;
+- librechat.yaml holds what the variables ask for and was accepted by
+  LibreChat's own schema (librechat-data-provider, the double's report);
+- the environment (secrets, URLs, login switches, S3) is what the variables
+  and the controller's secret files say; the files are 0600 and the secrets
+  on the controller 0600, in the form LibreChat needs;
+- MongoDB answers the double's ping over the wire protocol; the RAG API double
+  reached the rag database and its vector extension;
+- OIDC discovery against the real Keycloak succeeded (issuer, endpoints) and
+  Keycloak accepted the client and callback URL (default scenario);
+- a librechat.yaml that LibreChat's schema rejects stops the role with the
+  schema's path, and the running LibreChat keeps its file and container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+DEFAULTS = yaml.safe_load((ROOT / "roles/librechat/defaults/main.yml").read_text())
+SCHEMA_PACKAGE = "librechat-data-provider@0.8.524"
+
+
+def _password_lookup(name: str, path: str, **_: Any) -> str:
+    """What ansible.builtin.password returns for a file it created: the file's first word."""
+    assert name in ("password", "ansible.builtin.password"), name
+    return Path(path).read_text().split()[0]
+
+
+ENV = jinja2.Environment(undefined=jinja2.ChainableUndefined)
+ENV.globals["lookup"] = _password_lookup
+ENV.filters["regex_replace"] = lambda value, pattern, replacement: re.sub(pattern, replacement, value)
+
+
+def _templates(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if "{{" in value else []
+    if isinstance(value, list):
+        return [text for item in value for text in _templates(item)]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _templates(item)]
+    return []
+
+
+def _render(value: Any, context: dict[str, Any]) -> Any:
+    if isinstance(value, str) and "{{" in value:
+        return ENV.from_string(value).render(**context)
+    if isinstance(value, list):
+        return [_render(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: _render(item, context) for key, item in value.items()}
+    return value
+
+
+def _refers_to(value: Any) -> set[str]:
+    return set().union(*(jinja2.meta.find_undeclared_variables(ENV.parse(text)) for text in _templates(value)))
+
+
+def resolve(variables: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Render the variables named prefix* the way Ansible would, each after the variables it refers to."""
+    wanted, todo = set(), [key for key in variables if key.startswith(prefix)]
+    while todo:
+        key = todo.pop()
+        if key not in wanted and key in variables:
+            wanted.add(key)
+            todo.extend(_refers_to(variables[key]))
+    pending = {key: value for key, value in variables.items() if _templates(value) and key in wanted}
+    done = {key: value for key, value in variables.items() if key not in pending}
+    while pending:
+        ready = [key for key, value in pending.items() if not _refers_to(value) & set(pending)]
+        assert ready, f"circular templates in {sorted(pending)}"
+        for key in ready:
+            done[key] = _render(pending.pop(key), done)
+    return done
+
+
+@pytest.fixture(scope="module")
+def role_vars(host) -> dict[str, Any]:
+    """Role defaults overlaid with the scenario's inventory variables, templates rendered."""
+    variables = {**DEFAULTS, **host.ansible.get_variables()}
+    variables.setdefault("playbook_dir", str(ROOT / "molecule" / "_shared"))
+    return resolve(variables, "librechat_")
+
+
+def inspect(host, name: str) -> dict[str, Any]:
+    result = host.run(f"docker inspect {name}")
+    assert result.rc == 0, f"container {name} is missing: {result.stderr}"
+    return json.loads(result.stdout)[0]
+
+
+def environment(container: dict[str, Any]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in container["Config"]["Env"])
+
+
+@pytest.fixture(scope="module")
+def librechat(host, role_vars) -> dict[str, Any]:
+    return inspect(host, role_vars["librechat_container_name"])
+
+
+def http_get(host, url: str) -> tuple[int, dict[str, str], str]:
+    """GET a URL from the molecule host (python3 there, standard library only), without following redirects."""
+    script = (
+        "import json, sys, urllib.request, urllib.error\n"
+        "class Stay(urllib.request.HTTPRedirectHandler):\n"
+        "    def redirect_request(self, *args, **kwargs):\n"
+        "        return None\n"
+        "try:\n"
+        "    r = urllib.request.build_opener(Stay).open(sys.argv[1], timeout=10)\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    r = e\n"
+        "print(json.dumps([r.status, dict(r.headers), r.read().decode()]))\n"
+    )
+    result = host.run(f"python3 -c {shlex.quote(script)} {shlex.quote(url)}")
+    assert result.rc == 0, result.stderr
+    status, headers, body = json.loads(result.stdout)
+    return status, {key.lower(): value for key, value in headers.items()}, body
+
+
+@pytest.fixture(scope="module")
+def base(role_vars) -> str:
+    address = str(role_vars["librechat_listen_addresses"][0])
+    address = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address, address)
+    return f"http://{f'[{address}]' if ':' in address else address}:{role_vars['librechat_port']}"
+
+
+@pytest.fixture(scope="module")
+def startup(host, base) -> dict[str, Any]:
+    status, headers, body = http_get(host, f"{base}/api/config")
+    assert status == 200, body
+    assert headers.get("x-parrotpark-double") == "librechat"
+    return json.loads(body)
+
+
+def secret_file(role_vars, name: str) -> Path:
+    return Path(role_vars["librechat_secrets_dir"]) / name
+
+
+# --- the containers --------------------------------------------------------------
+
+
+def test_containers_run_the_configured_images(host, role_vars, librechat):
+    assert librechat["State"]["Running"], librechat["State"]
+    assert librechat["Config"]["Image"] == role_vars["librechat_image"]
+    assert librechat["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    assert librechat["HostConfig"]["LogConfig"] == {
+        "Type": "json-file",
+        "Config": {
+            "max-size": role_vars["librechat_log_max_size"],
+            "max-file": str(role_vars["librechat_log_max_file"]),
+        },
+    }
+    assert librechat["Config"]["Labels"]["parrotpark.role"] == "librechat"
+    assert librechat["Config"]["Healthcheck"]["Test"][:2] == ["CMD", "node"]
+    assert list(librechat["NetworkSettings"]["Networks"]) == [role_vars["librechat_docker_network"]]
+    others = [
+        (
+            role_vars["librechat_mongodb_enabled"],
+            role_vars["librechat_mongodb_container_name"],
+            "librechat_mongodb_image",
+        ),
+        (
+            role_vars["librechat_rag_api_enabled"],
+            role_vars["librechat_rag_api_container_name"],
+            "librechat_rag_api_image",
+        ),
+    ]
+    for enabled, name, image in others:
+        present = host.run(f"docker inspect {name}").rc == 0
+        assert present == enabled, f"{name}: present {present}, enabled {enabled}"
+        if enabled:
+            container = inspect(host, name)
+            assert container["State"]["Running"], container["State"]
+            assert container["Config"]["Image"] == role_vars[image]
+            assert list(container["NetworkSettings"]["Networks"]) == [role_vars["librechat_docker_network"]]
+            assert not any(container["HostConfig"]["PortBindings"] or {}), f"{name} must not be published"
+
+
+def test_only_librechat_published_where_asked(librechat, role_vars):
+    bindings = librechat["HostConfig"]["PortBindings"]
+    assert set(bindings) == {"3080/tcp"}
+    found = sorted((binding["HostIp"], binding["HostPort"]) for binding in bindings["3080/tcp"])
+    wanted = sorted(
+        (str(address), str(role_vars["librechat_port"])) for address in role_vars["librechat_listen_addresses"]
+    )
+    assert found == wanted
+
+
+def test_volumes_and_configuration_mounted(host, librechat, role_vars):
+    mounts = {mount["Destination"]: mount for mount in librechat["Mounts"]}
+    config = mounts["/app/librechat.yaml"]
+    assert config["Source"] == f"{role_vars['librechat_config_dir']}/librechat.yaml"
+    assert not config["RW"]
+    assert mounts["/app/uploads"]["Name"] == role_vars["librechat_uploads_volume"]
+    assert mounts["/app/client/public/images"]["Name"] == role_vars["librechat_images_volume"]
+    if role_vars["librechat_mongodb_enabled"]:
+        mongo = inspect(host, role_vars["librechat_mongodb_container_name"])
+        data = {mount["Destination"]: mount for mount in mongo["Mounts"]}["/data/db"]
+        assert data["Name"] == role_vars["librechat_mongodb_volume"]
+
+
+def test_health_answers_through_the_published_port(host, base):
+    status, headers, body = http_get(host, f"{base}/health")
+    assert status == 200, body
+    assert body.startswith("OK")
+    assert headers.get("x-parrotpark-double") == "librechat", "the lab runs the librechat-double"
+
+
+# --- configuration and environment ---------------------------------------------------
+
+
+def expected_headers(role_vars) -> dict[str, str]:
+    header = role_vars["librechat_litellm_user_header"]
+    return {header: "{{LIBRECHAT_USER_" + role_vars["librechat_litellm_user_field"].upper() + "}}"} if header else {}
+
+
+def test_librechat_yaml_as_asked(host, role_vars):
+    path = f"{role_vars['librechat_config_dir']}/librechat.yaml"
+    config_file = host.file(path)
+    assert (config_file.user, config_file.group, config_file.mode) == ("root", "root", 0o644)
+    config = yaml.safe_load(config_file.content_string)
+    endpoint = config["endpoints"]["custom"][0]
+    assert endpoint["name"] == role_vars["librechat_litellm_endpoint_name"]
+    assert endpoint["baseURL"] == role_vars["librechat_litellm_base_url"]
+    assert endpoint["apiKey"] == "${LITELLM_API_KEY}", "the key comes from the environment, not the file"
+    assert endpoint["models"] == {
+        "default": role_vars["librechat_litellm_models"],
+        "fetch": role_vars["librechat_litellm_fetch_models"],
+    }
+    assert endpoint["titleConvo"] == role_vars["librechat_litellm_title_convo"]
+    assert endpoint["titleModel"] == role_vars["librechat_litellm_title_model"]
+    assert endpoint.get("headers", {}) == expected_headers(role_vars)
+    assert config["fileStrategy"] == role_vars["librechat_file_strategy"]
+    assert config["registration"]["socialLogins"] == (["openid"] if role_vars["librechat_openid_enabled"] else [])
+    for key, value in role_vars["librechat_config_extra"].items():
+        assert config[key] == value
+    assert role_vars["librechat_litellm_api_key"] not in config_file.content_string
+
+
+def test_config_validated_with_librechats_schema(startup, role_vars):
+    report = startup["double"]
+    assert report["schemaPackage"] == SCHEMA_PACKAGE
+    assert report["config"]["validated"] is True
+    assert report["config"]["path"] == "/app/librechat.yaml"
+    assert report["config"]["envReferences"] == ["LITELLM_API_KEY"]
+    endpoint = report["config"]["customEndpoints"][0]
+    assert endpoint["baseURL"] == role_vars["librechat_litellm_base_url"]
+    assert endpoint["apiKey"] == "${LITELLM_API_KEY} (set)"
+    assert endpoint["headers"] == expected_headers(role_vars)
+
+
+def test_login_switches(startup, role_vars):
+    assert startup["appTitle"] == role_vars["librechat_app_title"]
+    assert startup["registrationEnabled"] is role_vars["librechat_allow_registration"]
+    assert startup["emailLoginEnabled"] is role_vars["librechat_allow_email_login"]
+    assert startup["socialLoginEnabled"] is role_vars["librechat_allow_social_login"]
+    assert startup["serverDomain"] == role_vars["librechat_public_url"]
+    assert startup["openidLoginEnabled"] is (
+        role_vars["librechat_openid_enabled"] and role_vars["librechat_allow_social_login"]
+    )
+
+
+def test_environment_from_variables_and_secret_files(librechat, role_vars):
+    env = environment(librechat)
+    assert env["DOMAIN_CLIENT"] == env["DOMAIN_SERVER"] == role_vars["librechat_public_url"]
+    assert env["CREDS_KEY"] == secret_file(role_vars, "librechat-creds-key").read_text().split()[0]
+    assert re.fullmatch(r"[0-9a-f]{64}", env["CREDS_KEY"])
+    assert re.fullmatch(r"[0-9a-f]{32}", env["CREDS_IV"])
+    assert env["CREDS_IV"] == secret_file(role_vars, "librechat-creds-iv").read_text().split()[0]
+    assert env["JWT_SECRET"] == secret_file(role_vars, "librechat-jwt-secret").read_text().split()[0]
+    assert env["JWT_REFRESH_SECRET"] == secret_file(role_vars, "librechat-jwt-refresh-secret").read_text().split()[0]
+    assert env["JWT_SECRET"] != env["JWT_REFRESH_SECRET"]
+    assert env["LITELLM_API_KEY"] == role_vars["librechat_litellm_api_key"]
+    assert env["LITELLM_API_KEY"].startswith("sk-")
+    for variable, name in [
+        ("ALLOW_REGISTRATION", "librechat_allow_registration"),
+        ("ALLOW_EMAIL_LOGIN", "librechat_allow_email_login"),
+        ("ALLOW_SOCIAL_LOGIN", "librechat_allow_social_login"),
+    ]:
+        assert env[variable] == str(role_vars[name]).lower(), variable
+    mongo = role_vars["librechat_mongo_uri"] or (
+        f"mongodb://{role_vars['librechat_mongodb_container_name']}:27017/{role_vars['librechat_mongodb_database']}"
+    )
+    assert env["MONGO_URI"] == mongo
+    for key, value in role_vars["librechat_env"].items():
+        assert env[key] == str(value)
+    if role_vars["librechat_file_strategy"] == "s3":
+        assert env["AWS_BUCKET_NAME"] == role_vars["librechat_s3_bucket"]
+        assert env["AWS_REGION"] == role_vars["librechat_s3_region"]
+        assert env["AWS_ENDPOINT_URL"] == role_vars["librechat_s3_endpoint"]
+        assert env["AWS_ACCESS_KEY_ID"] == role_vars["librechat_s3_access_key_id"]
+        assert env["AWS_SECRET_ACCESS_KEY"] == role_vars["librechat_s3_secret_access_key"]
+    else:
+        assert not any(key.startswith("AWS_") for key in env)
+    if role_vars["librechat_openid_enabled"]:
+        assert env["OPENID_ISSUER"] == role_vars["librechat_openid_issuer"]
+        assert env["OPENID_CLIENT_ID"] == role_vars["librechat_openid_client_id"]
+        assert (
+            env["OPENID_CLIENT_SECRET"]
+            == secret_file(role_vars, "keycloak-librechat-client-secret").read_text().split()[0]
+        )
+        assert (
+            env["OPENID_SESSION_SECRET"]
+            == secret_file(role_vars, "librechat-openid-session-secret").read_text().split()[0]
+        )
+        assert env["OPENID_CALLBACK_URL"] == role_vars["librechat_openid_callback_path"]
+    else:
+        assert not any(key.startswith("OPENID_") for key in env)
+    if role_vars["librechat_rag_api_enabled"]:
+        assert env["RAG_API_URL"] == (
+            f"http://{role_vars['librechat_rag_api_container_name']}:{role_vars['librechat_rag_api_port']}"
+        )
+    else:
+        assert "RAG_API_URL" not in env
+
+
+def test_environment_checked_by_the_double(startup, role_vars):
+    checked = startup["double"]["environment"]
+    assert checked["checked"] is True
+    assert (checked["credsKeyHexDigits"], checked["credsIvHexDigits"]) == (64, 32)
+    assert checked["fileStrategy"] == role_vars["librechat_file_strategy"]
+    if role_vars["librechat_file_strategy"] == "s3":
+        assert checked["s3"]["bucket"] == role_vars["librechat_s3_bucket"]
+        assert checked["s3"]["endpoint"] == role_vars["librechat_s3_endpoint"]
+
+
+def test_environment_files_root_only(host, role_vars):
+    files = [f"{role_vars['librechat_config_dir']}/librechat.env"]
+    if role_vars["librechat_rag_api_enabled"]:
+        files.append(f"{role_vars['librechat_config_dir']}/rag-api.env")
+    for path in files:
+        env_file = host.file(path)
+        assert (env_file.user, env_file.group, env_file.mode) == ("root", "root", 0o600), path
+
+
+def test_secrets_kept_on_the_controller(role_vars):
+    names = ["librechat-creds-key", "librechat-creds-iv", "librechat-jwt-secret", "librechat-jwt-refresh-secret"]
+    if role_vars["librechat_openid_enabled"]:
+        names += ["librechat-openid-session-secret", "keycloak-librechat-client-secret"]
+    for name in names:
+        path = secret_file(role_vars, name)
+        assert path.is_file(), path
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def test_mongodb_answers_the_wire_protocol(startup, role_vars):
+    mongo = startup["double"]["mongo"]
+    assert mongo["ping"] == "ok"
+    expected_host = (
+        re.match(r"mongodb://([^:/]+)", role_vars["librechat_mongo_uri"]).group(1)
+        if role_vars["librechat_mongo_uri"]
+        else role_vars["librechat_mongodb_container_name"]
+    )
+    assert mongo["host"] == expected_host
+    assert mongo["ferretdbVersion"], "the lab's MongoDB stand-in is FerretDB"
+
+
+def test_rag_api_on_the_rag_database(host, role_vars, startup):
+    if not role_vars["librechat_rag_api_enabled"]:
+        assert startup["double"]["ragApi"] == {"configured": False}
+        return
+    assert startup["double"]["ragApi"]["reachable"] is True
+    container = inspect(host, role_vars["librechat_rag_api_container_name"])
+    address = container["NetworkSettings"]["Networks"][role_vars["librechat_docker_network"]]["IPAddress"]
+    status, headers, body = http_get(host, f"http://{address}:{role_vars['librechat_rag_api_port']}/double/report")
+    assert status == 200, body
+    assert headers.get("x-parrotpark-double") == "librechat-rag-api"
+    report = json.loads(body)
+    database = report["database"]
+    assert database["connected"] is True
+    assert database["target"].startswith(f"{role_vars['librechat_rag_db_host']}:{role_vars['librechat_rag_db_port']}/")
+    assert database["target"].endswith(
+        f"/{role_vars['librechat_rag_db_name']} as {role_vars['librechat_rag_db_username']}"
+    )
+    assert database["vectorExtension"]
+    assert database["l2Distance"] == pytest.approx(2.0)
+    assert report["environment"]["embeddingsModel"] == role_vars["librechat_rag_embeddings_model"]
+    assert report["environment"]["openaiBaseUrl"] == role_vars["librechat_litellm_base_url"]
+    env = environment(container)
+    assert env["RAG_OPENAI_API_KEY"] == role_vars["librechat_litellm_api_key"]
+    assert env["JWT_SECRET"] == environment(inspect(host, role_vars["librechat_container_name"]))["JWT_SECRET"]
+
+
+def test_openid_discovery_against_keycloak(host, base, startup, role_vars):
+    openid = startup["double"]["openid"]
+    if not role_vars["librechat_openid_enabled"]:
+        assert openid == {"enabled": False}
+        return
+    issuer = role_vars["librechat_openid_issuer"]
+    assert openid["enabled"] is True
+    assert openid["issuer"] == issuer
+    assert openid["discoveryUrl"] == f"{issuer}/.well-known/openid-configuration"
+    assert openid["authorizationEndpoint"] == f"{issuer}/protocol/openid-connect/auth"
+    assert openid["tokenEndpoint"] == f"{issuer}/protocol/openid-connect/token"
+    assert openid["clientId"] == role_vars["librechat_openid_client_id"]
+    assert openid["callbackUrl"] == role_vars["librechat_public_url"] + role_vars["librechat_openid_callback_path"]
+    # Keycloak showed its login page for this client and callback URL.
+    assert openid["authorizationRequest"] == {"status": 200, "accepted": True, "error": None}
+    # LibreChat's login button: a redirect to the provider with this client and callback.
+    status, headers, _ = http_get(host, f"{base}/oauth/openid")
+    assert status == 302
+    assert headers["location"].startswith(openid["authorizationEndpoint"] + "?")
+    assert f"client_id={role_vars['librechat_openid_client_id']}" in headers["location"]
+
+
+# --- the role again, against this instance ----------------------------------------------
+
+
+def converge(extra: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run the scenario's converge playbook again with extra variables (molecule's inventory and settings)."""
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(scenario.parent / "_shared" / "converge.yml"),
+            "-e",
+            json.dumps(extra),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=600,
+        check=False,
+    )
+
+
+def recap_changed(result: subprocess.CompletedProcess[str]) -> int:
+    found = re.findall(r"changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
+    assert found, result.stdout + result.stderr
+    return int(found[-1][0])
+
+
+def test_config_rejected_by_the_schema_stops_the_role(host, role_vars):
+    """A librechat.yaml LibreChat's schema rejects is not installed; the message names the path."""
+    name = role_vars["librechat_container_name"]
+    before = host.check_output(f"docker inspect --format '{{{{.Id}}}} {{{{.State.StartedAt}}}}' {name}")
+    path = f"{role_vars['librechat_config_dir']}/librechat.yaml"
+    content = host.file(path).content_string
+    bad = {"librechat_config_extra": {"interface": {"privacyPolicy": {"externalUrl": 5}}, "fileStrategy": "ftp"}}
+    result = converge(bad)
+    output = " ".join((result.stdout + result.stderr).split())
+    assert result.returncode != 0, output[-4000:]
+    assert "The new librechat.yaml was not installed" in output, output[-4000:]
+    assert "interface.privacyPolicy.externalUrl: Expected string, received number" in output, output[-4000:]
+    assert "fileStrategy: Invalid enum value" in output, output[-4000:]
+    assert SCHEMA_PACKAGE.replace("@", " ") in output, output[-4000:]
+    assert recap_changed(result) == 0
+    assert host.file(path).content_string == content
+    after = host.check_output(f"docker inspect --format '{{{{.Id}}}} {{{{.State.StartedAt}}}}' {name}")
+    assert after == before, "LibreChat was neither recreated nor restarted"
