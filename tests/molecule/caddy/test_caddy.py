@@ -295,6 +295,20 @@ def test_security_headers(host, role_vars, lab_ca):
         assert "server" not in response.headers
 
 
+def test_litellm_metrics_private(host, role_vars, lab_ca):
+    if "api" not in role_vars["caddy_sites"]:
+        pytest.skip("no api site in this scenario")
+    api = role_vars["caddy_api_host"]
+    metrics = https(host, role_vars, api, "/metrics/")
+    if role_vars["caddy_api_metrics_public"]:
+        assert metrics.status == 200 and metrics.json()["path"] == "/metrics/"
+    else:
+        assert metrics.status == 404 and metrics.body == "Not found"
+        assert https(host, role_vars, api, "/metrics").status == 404
+    models = https(host, role_vars, api, "/v1/models")
+    assert models.status == 200 and models.json()["path"] == "/v1/models"
+
+
 def test_keycloak_admin_console(host, role_vars, lab_ca):
     if "auth" not in role_vars["caddy_sites"]:
         pytest.skip("no auth site in this scenario")
