@@ -20,6 +20,11 @@ Environment:
     PARROTPARK_EXTRA_CA_BUNDLE     PEM bundle trusted inside the images (proxies)
     PARROTPARK_DEBIAN_MIRROR       Debian mirror for debootstrap (default: host's apt sources)
     PARROTPARK_LAB_REGISTRY_PORT   host port of the lab registry on 127.0.0.1
+
+Images with a ``go_build`` entry need Go on the host: the factory fetches the
+module from the Go module proxy (``go mod download``, the host's module cache
+keeps it between runs), builds the binary with the host's ``go`` and copies it
+into the build context; built binaries are kept in .cache/images/go by hash.
 """
 
 from __future__ import annotations
@@ -70,6 +75,10 @@ class ImageSpec:
     # Maven Central artifacts (group:artifact:version:type) fetched with mvn
     # into the build context before the build, as <artifact>-<version>.<type>.
     maven: list[str] = field(default_factory=list)
+    # A Go program built on the host into the build context before the build:
+    # {module: path@version, package: ./cmd/x, output: file name, tags: [...],
+    # ldflags: "..."}; see build_go().
+    go_build: dict[str, Any] | None = None
 
     @property
     def repository(self) -> str:
@@ -107,6 +116,8 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Any], dict[str, Imag
                 raise FactoryError(
                     f"{path}: image {spec.name!r}: maven {artifact!r} is not group:artifact:version:type"
                 )
+        if spec.go_build is not None:
+            check_go_build(path, spec.name, spec.go_build)
         for alias in spec.aliases:
             if not re.fullmatch(r"[a-z0-9][a-z0-9._/-]*:[A-Za-z0-9_][A-Za-z0-9._-]*", alias):
                 raise FactoryError(f"{path}: image {spec.name!r} has alias {alias!r}; expected repository:tag")
@@ -114,6 +125,33 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Any], dict[str, Imag
             raise FactoryError(f"{path}: image {spec.name!r} is listed twice")
         images[spec.name] = spec
     return data.get("registry", {}), images
+
+
+GO_BUILD_KEYS = {"module", "package", "output", "tags", "ldflags"}
+
+
+def check_go_build(path: Path, name: str, go_build: Any) -> None:
+    """Reject a go_build entry the factory cannot build, naming the key at fault."""
+    where = f"{path}: image {name!r}: go_build"
+    if not isinstance(go_build, dict):
+        raise FactoryError(f"{where} must be a mapping with module, package and output")
+    unknown = set(go_build) - GO_BUILD_KEYS
+    if unknown:
+        raise FactoryError(f"{where} has unknown keys {sorted(unknown)}")
+    for key in ("module", "package", "output"):
+        if not isinstance(go_build.get(key), str) or not go_build[key]:
+            raise FactoryError(f"{where} needs {key!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][\w.~/-]*@v\d+\.\d+\.\d+[\w.+-]*", go_build["module"]):
+        raise FactoryError(f"{where}: module {go_build['module']!r} is not module/path@vX.Y.Z (an exact version)")
+    if not re.fullmatch(r"\.(/[\w.-]+)*", go_build["package"]) or ".." in go_build["package"].split("/"):
+        raise FactoryError(f"{where}: package {go_build['package']!r} is not a path inside the module (./cmd/x)")
+    if not re.fullmatch(r"[\w][\w.-]*", go_build["output"]):
+        raise FactoryError(f"{where}: output {go_build['output']!r} is not a file name")
+    tags = go_build.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) and re.fullmatch(r"[\w.-]+", t) for t in tags):
+        raise FactoryError(f"{where}: tags must be a list of build tags (letters, digits, '_', '.', '-')")
+    if not isinstance(go_build.get("ldflags", ""), str):
+        raise FactoryError(f"{where}: ldflags must be a string")
 
 
 def _sha256(data: bytes) -> str:
@@ -129,8 +167,13 @@ def context_digest(context_dir: Path) -> dict[str, str]:
     return digest
 
 
-def image_hash(spec: ImageSpec, base_dir: Path, parent_hash: str | None, extra_ca: bytes) -> str:
-    """Return the cache key of an image: a hash of every input that can change its content."""
+def image_hash(
+    spec: ImageSpec, base_dir: Path, parent_hash: str | None, extra_ca: bytes, go_version: str | None = None
+) -> str:
+    """Return the cache key of an image: a hash of every input that can change its content.
+
+    go_version is the host's Go toolchain (``go env GOVERSION``), an input of images with go_build.
+    """
     inputs: dict[str, Any] = {"recipe": RECIPE_VERSION, "kind": spec.kind}
     if spec.kind == "debootstrap":
         inputs["suite"] = spec.suite
@@ -142,6 +185,8 @@ def image_hash(spec: ImageSpec, base_dir: Path, parent_hash: str | None, extra_c
         inputs["extra_ca"] = _sha256(extra_ca) if spec.extra_ca and extra_ca else None
         if spec.maven:
             inputs["maven"] = sorted(spec.maven)
+        if spec.go_build:
+            inputs["go_build"] = go_build_key(spec.go_build, go_version)
     return _sha256(json.dumps(inputs, sort_keys=True).encode())[:16]
 
 
@@ -218,6 +263,88 @@ def fetch_maven(artifact: str, directory: Path) -> Path:
     return target
 
 
+def go_build_key(go_build: dict[str, Any], go_version: str | None) -> str:
+    """Hash of everything that makes a go_build binary: the entry (tags in order-independent form) and the toolchain."""
+    entry = {**go_build, "tags": sorted(go_build.get("tags", [])), "ldflags": go_build.get("ldflags", "")}
+    return _sha256(json.dumps({"go_build": entry, "go": go_version}, sort_keys=True).encode())[:16]
+
+
+def host_go_version() -> str:
+    """The host's Go toolchain version (``go env GOVERSION``); FactoryError when Go is missing."""
+    go = shutil.which("go")
+    if go is None:
+        raise FactoryError(
+            "images with go_build need Go on the host (a release that builds the module; see its go.mod)"
+        )
+    proc = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise FactoryError(f"`go env GOVERSION` failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout.strip()
+
+
+def _go_env() -> dict[str, str]:
+    """The environment of the host's go for a reproducible static build with the local toolchain.
+
+    GOPROXY, GOMODCACHE, GOCACHE and the like come from the caller's environment and go env.
+    """
+    return {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}
+
+
+def build_go(go_build: dict[str, Any], directory: Path, go_version: str, cache_dir: Path) -> tuple[Path, bool]:
+    """Build a go_build entry into directory/<output>; return (the binary, whether it came from the cache).
+
+    The module source comes from the Go module proxy through ``go mod download``
+    (the host's module cache keeps it); the build runs in a writable copy of it,
+    so the module's own go.mod and go.sum pin every dependency. Binaries are
+    kept in cache_dir under the hash of the entry and the toolchain.
+    """
+    target = directory / go_build["output"]
+    cached = cache_dir / f"{go_build['output']}-{go_build_key(go_build, go_version)}"
+    if cached.is_file():
+        shutil.copyfile(cached, target)
+        target.chmod(0o755)
+        return target, True
+    go = shutil.which("go") or "go"
+    env = _go_env()
+    proc = subprocess.run(
+        [go, "mod", "download", "-json", go_build["module"]], capture_output=True, text=True, env=env, check=False
+    )
+    try:
+        info = json.loads(proc.stdout or "{}")
+    except json.JSONDecodeError:
+        info = {}
+    if proc.returncode != 0 or not info.get("Dir"):
+        detail = info.get("Error") or (proc.stderr or proc.stdout).strip()[-3000:]
+        raise FactoryError(f"go mod download {go_build['module']} failed: {detail}")
+    with tempfile.TemporaryDirectory(prefix="pp-go-") as tmp:
+        source = Path(tmp) / "src"
+        shutil.copytree(info["Dir"], source, copy_function=shutil.copyfile)
+        for folder in [source, *(p for p in source.rglob("*") if p.is_dir())]:
+            folder.chmod(0o755)  # the module cache's copies are read-only
+        built = Path(tmp) / go_build["output"]
+        command = [go, "build", "-trimpath", "-o", str(built)]
+        if go_build.get("tags"):
+            command += ["-tags", ",".join(go_build["tags"])]
+        if go_build.get("ldflags"):
+            command += ["-ldflags", go_build["ldflags"]]
+        proc = subprocess.run(
+            [*command, go_build["package"]], cwd=source, capture_output=True, text=True, env=env, check=False
+        )
+        if proc.returncode != 0 or not built.is_file():
+            output = (proc.stdout + proc.stderr)[-4000:]
+            raise FactoryError(f"go build of {go_build['package']} in {go_build['module']} failed:\n{output}")
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(cached.name + ".partial")
+        shutil.copyfile(built, partial)
+        partial.replace(cached)
+        for stale in cache_dir.glob(f"{go_build['output']}-*"):
+            if stale != cached:
+                stale.unlink(missing_ok=True)
+    shutil.copyfile(cached, target)
+    target.chmod(0o755)
+    return target, False
+
+
 def image_exists(ref: str) -> bool:
     return docker("image", "inspect", ref, check=False).returncode == 0
 
@@ -228,6 +355,7 @@ class Factory:
         self.base_dir = manifest.parent
         self.extra_ca = read_extra_ca()
         self.hashes: dict[str, str] = {}
+        self._go_version: str | None = None
         self.ready: set[str] = set()  # images built or found during this run
         self.quiet = quiet
         self.port = int(os.environ.get("PARROTPARK_LAB_REGISTRY_PORT") or self.registry.get("port", 5000))
@@ -242,8 +370,14 @@ class Factory:
         if name not in self.hashes:
             spec = self.images[name]
             parent = self.hash_of(spec.parent) if spec.parent else None
-            self.hashes[name] = image_hash(spec, self.base_dir, parent, self.extra_ca)
+            go_version = self.go_version() if spec.go_build else None
+            self.hashes[name] = image_hash(spec, self.base_dir, parent, self.extra_ca, go_version)
         return self.hashes[name]
+
+    def go_version(self) -> str:
+        if self._go_version is None:
+            self._go_version = host_go_version()
+        return self._go_version
 
     def ref(self, name: str) -> str:
         return f"{self.images[name].repository}:{self.hash_of(name)}"
@@ -312,6 +446,11 @@ class Factory:
                 (context / "extra-ca.crt").write_bytes(self.extra_ca)
             for artifact in spec.maven:
                 fetch_maven(artifact, context)
+            if spec.go_build:
+                started = time.monotonic()
+                _, cached = build_go(spec.go_build, context, self.go_version(), ROOT / ".cache" / "images" / "go")
+                how = "cached" if cached else f"built in {time.monotonic() - started:.0f}s"
+                self.say(f"go    {spec.go_build['output']:<16} {spec.go_build['module']}  {how}")
             proc = docker(
                 "build",
                 "--pull=false",

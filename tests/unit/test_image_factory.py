@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,73 @@ def test_maven_artifacts_are_an_input_and_checked(images):
     manifest.write_text(manifest.read_text().replace("keycloak-quarkus-dist:26.4.6:tar.gz", "keycloak-dist"))
     with pytest.raises(factory.FactoryError, match="is not group:artifact:version:type"):
         factory.load_manifest(manifest)
+
+
+def test_go_build_is_an_input_and_checked(images):
+    manifest = images / "images.yml"
+    before = hashes(manifest)
+    manifest.write_text(manifest.read_text().replace("        - inputs.cpu\n", "", 1))
+    after = hashes(manifest)
+    assert {name for name in before if before[name] != after[name]} == {"telegraf"}
+    # The order of the tags does not matter; the Go toolchain does.
+    spec = factory.load_manifest(manifest)[1]["telegraf"]
+    parent = after["rootfs-trixie"]
+    reordered = factory.ImageSpec(
+        **{**spec.__dict__, "go_build": {**spec.go_build, "tags": spec.go_build["tags"][::-1]}}
+    )
+    assert factory.image_hash(reordered, images, parent, b"") == after["telegraf"]
+    assert factory.image_hash(spec, images, parent, b"", "go1.26.0") != factory.image_hash(
+        spec, images, parent, b"", "go1.26.1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [
+        (("telegraf@v1.37.2", "telegraf"), "is not module/path@vX.Y.Z"),
+        (("telegraf@v1.37.2", "telegraf@latest"), "is not module/path@vX.Y.Z"),
+        (("package: ./cmd/telegraf", "package: ../cmd/telegraf"), "is not a path inside the module"),
+        (("output: telegraf", "output: bin/telegraf"), "is not a file name"),
+        (("      output: telegraf\n", "      output: telegraf\n      cgo: true\n"), "unknown keys ['cgo']"),
+        (("        - custom\n", "        - custom tag\n"), "tags must be a list of build tags"),
+        (("      package: ./cmd/telegraf\n", ""), "needs 'package'"),
+    ],
+)
+def test_bad_go_build_is_rejected(images, mutation, message):
+    manifest = images / "images.yml"
+    text = manifest.read_text()
+    assert mutation[0] in text
+    manifest.write_text(text.replace(*mutation, 1))
+    with pytest.raises(factory.FactoryError, match=re.escape(message)):
+        factory.load_manifest(manifest)
+
+
+def test_go_binary_comes_from_the_cache_without_go(tmp_path, monkeypatch):
+    """A binary built before (same entry, same toolchain) is copied, executable, without running go."""
+    go_build = {"module": "example.org/tool@v1.2.3", "package": "./cmd/tool", "output": "tool", "tags": ["a"]}
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"tool-{factory.go_build_key(go_build, 'go1.26.0')}").write_bytes(b"binary")
+    context = tmp_path / "context"
+    context.mkdir()
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"ran {args}")
+
+    monkeypatch.setattr(factory.subprocess, "run", no_subprocess)
+    target, cached = factory.build_go(go_build, context, "go1.26.0", cache)
+    assert cached and target.read_bytes() == b"binary" and target.stat().st_mode & 0o777 == 0o755
+    # Another toolchain is another binary: it would be built.
+    with pytest.raises(AssertionError, match="ran"):
+        factory.build_go(go_build, context, "go1.26.1", cache)
+
+
+def test_failed_module_download_names_the_module(tmp_path, monkeypatch):
+    answer = subprocess.CompletedProcess([], 1, stdout='{"Error": "unknown revision v9.9.9"}', stderr="")
+    monkeypatch.setattr(factory.subprocess, "run", lambda *args, **kwargs: answer)
+    go_build = {"module": "example.org/tool@v9.9.9", "package": ".", "output": "tool"}
+    with pytest.raises(factory.FactoryError, match=r"go mod download example.org/tool@v9.9.9 failed: unknown revision"):
+        factory.build_go(go_build, tmp_path, "go1.26.0", tmp_path / "cache")
 
 
 def test_file_mode_is_an_input(images):
