@@ -179,7 +179,21 @@ def litellm_config(profile: dict) -> str:
 def wrk(url: str, key: str, connections: int, duration: int, script: Path) -> dict:
     script.write_text(WRK_SCRIPT % {"model": MODEL, "key": key})
     threads = 1 if connections == 1 else 2
-    run = sh("wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s", "--timeout", "10s", "-s", str(script), url, check=False)
+    run = sh(
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+        check=False,
+    )
     line = next((x for x in run.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
     if line is None:
         raise SystemExit(f"wrk gave no result for {url}:\n{run.stdout}{run.stderr}")
@@ -254,7 +268,8 @@ def measure_profile(name: str, profile: dict, work: Path, ports: dict[str, int],
 
 def table(report: dict) -> str:
     lines = [
-        f"{'profile':16} {'conc':>4} {'target':8} {'p50 ms':>8} {'p95 ms':>8} {'rps':>8} {'errors':>6}   overhead p50/p95 ms",
+        f"{'profile':16} {'conc':>4} {'target':8} {'p50 ms':>8} {'p95 ms':>8} {'rps':>8} {'errors':>6}"
+        "   overhead p50/p95 ms",
     ]
     for name, result in report["profiles"].items():
         for connections in CONCURRENCY:
@@ -273,7 +288,7 @@ def table(report: dict) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement (default 10)")
     parser.add_argument("--profiles", default=",".join(PROFILES), help="LiteLLM profiles to measure, in order")
     parser.add_argument("--output", type=Path, default=RESULTS)

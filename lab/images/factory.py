@@ -448,7 +448,9 @@ class Factory:
                 fetch_maven(artifact, context)
             if spec.go_build:
                 started = time.monotonic()
-                _, cached = build_go(spec.go_build, context, self.go_version(), ROOT / ".cache" / "images" / "go")
+                _ignored, cached = build_go(
+                    spec.go_build, context, self.go_version(), ROOT / ".cache" / "images" / "go"
+                )
                 how = "cached" if cached else f"built in {time.monotonic() - started:.0f}s"
                 self.say(f"go    {spec.go_build['output']:<16} {spec.go_build['module']}  {how}")
             proc = docker(

@@ -127,7 +127,7 @@ class Double:
         return status, headers, (json.loads(raw) if raw else None)
 
     def metrics(self):
-        status, _, raw = self.request("GET", "/metrics", key=None)
+        status, _ignored, raw = self.request("GET", "/metrics", key=None)
         assert status == 200
         values = {}
         for line in raw.decode().splitlines():
@@ -246,23 +246,25 @@ def test_chat_echoes_the_last_user_message(chat):
 
 def test_chat_accepts_content_parts_and_a_default_model(chat):
     body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "parts work"}]}]}
-    status, _, answer = chat.json("POST", "/v1/chat/completions", body)
+    status, _ignored, answer = chat.json("POST", "/v1/chat/completions", body)
     assert status == 200, answer
     assert answer["choices"][0]["message"]["content"].endswith("echo: parts work")
 
 
 def test_chat_honours_max_tokens_and_stop(chat):
-    _, _, answer = chat.json("POST", "/v1/chat/completions", chat_body(max_tokens=3))
+    _ignored, _ignored, answer = chat.json("POST", "/v1/chat/completions", chat_body(max_tokens=3))
     assert answer["choices"][0]["message"]["content"] == "[vllm-double mistral-nemo-12b] echo:"
     assert answer["choices"][0]["finish_reason"] == "length"
     assert answer["usage"]["completion_tokens"] == 3
-    _, _, answer = chat.json("POST", "/v1/chat/completions", chat_body("alpha beta gamma", stop=[" gamma"]))
+    _ignored, _ignored, answer = chat.json(
+        "POST", "/v1/chat/completions", chat_body("alpha beta gamma", stop=[" gamma"])
+    )
     assert answer["choices"][0]["message"]["content"].endswith("echo: alpha beta")
     assert answer["choices"][0]["finish_reason"] == "stop"
 
 
 def test_chat_beyond_the_context_length_is_refused(chat):
-    status, _, answer = chat.json("POST", "/v1/chat/completions", chat_body(max_tokens=8190))
+    status, _ignored, answer = chat.json("POST", "/v1/chat/completions", chat_body(max_tokens=8190))
     assert status == 400
     assert "maximum context length is 8192 tokens" in answer["error"]["message"]
 
@@ -284,7 +286,7 @@ def test_chat_streams_server_sent_events(chat):
 
 
 def test_stream_without_include_usage_has_no_usage_chunk(chat):
-    _, _, raw = chat.request("POST", "/v1/chat/completions", chat_body(stream=True, max_tokens=2))
+    _ignored, _ignored, raw = chat.request("POST", "/v1/chat/completions", chat_body(stream=True, max_tokens=2))
     events = sse_events(raw)
     assert all("usage" not in e for e in events)
     assert events[-1]["choices"][0]["finish_reason"] == "length"
@@ -292,7 +294,7 @@ def test_stream_without_include_usage_has_no_usage_chunk(chat):
 
 def test_text_completions(chat):
     body = {"model": "mistral-nemo-12b", "prompt": ["one two", "three"], "max_tokens": 50}
-    status, _, answer = chat.json("POST", "/v1/completions", body)
+    status, _ignored, answer = chat.json("POST", "/v1/completions", body)
     assert status == 200, answer
     assert [c["text"] for c in answer["choices"]] == [
         "[vllm-double mistral-nemo-12b] echo: one two",
@@ -300,13 +302,13 @@ def test_text_completions(chat):
     ]
     assert answer["object"] == "text_completion"
     assert answer["usage"]["completion_tokens"] == 9
-    status, _, raw = chat.request("POST", "/v1/completions", {"prompt": "stream", "stream": True})
+    status, _ignored, raw = chat.request("POST", "/v1/completions", {"prompt": "stream", "stream": True})
     assert status == 200
     assert "".join(e["choices"][0]["text"] for e in sse_events(raw)) == "[vllm-double mistral-nemo-12b] echo: stream"
 
 
 def test_completions_default_to_16_tokens_like_vllm(chat):
-    _, _, answer = chat.json("POST", "/v1/completions", {"prompt": " ".join(["word"] * 40)})
+    _ignored, _ignored, answer = chat.json("POST", "/v1/completions", {"prompt": " ".join(["word"] * 40)})
     assert answer["usage"]["completion_tokens"] == 16
     assert answer["choices"][0]["finish_reason"] == "length"
 
@@ -330,7 +332,7 @@ def test_health_and_metrics_need_no_key(chat):
 
 
 def test_unknown_model_is_a_404_like_vllm(chat):
-    status, _, answer = chat.json("POST", "/v1/chat/completions", {**chat_body(), "model": "gpt-4"})
+    status, _ignored, answer = chat.json("POST", "/v1/chat/completions", {**chat_body(), "model": "gpt-4"})
     assert status == 404
     assert answer == {
         "error": {
@@ -345,14 +347,14 @@ def test_unknown_model_is_a_404_like_vllm(chat):
 def test_bad_requests_are_400_or_415(chat):
     assert chat.json("POST", "/v1/chat/completions", {"model": "mistral-nemo-12b"})[0] == 400
     assert chat.json("POST", "/v1/chat/completions", chat_body(max_tokens=0))[0] == 400
-    status, _, _ = chat.request("POST", "/v1/chat/completions", headers={"Content-Type": "text/plain"})
+    status, _ignored, _ignored = chat.request("POST", "/v1/chat/completions", headers={"Content-Type": "text/plain"})
     assert status == 415
     assert chat.json("GET", "/nowhere", key=None)[0] == 404
     assert chat.json("GET", "/v1/chat/completions")[0] == 405
 
 
 def test_the_generate_runner_refuses_embeddings(chat):
-    status, _, answer = chat.json("POST", "/v1/embeddings", {"model": "mistral-nemo-12b", "input": "x"})
+    status, _ignored, answer = chat.json("POST", "/v1/embeddings", {"model": "mistral-nemo-12b", "input": "x"})
     assert status == 400
     assert answer["error"]["message"] == "The model does not support Embeddings API"
 
@@ -360,13 +362,17 @@ def test_the_generate_runner_refuses_embeddings(chat):
 def test_metrics_count_what_was_served(chat):
     labels = '{engine="0",model_name="mistral-nemo-12b"}'
     before = chat.metrics()
-    _, _, answer = chat.json("POST", "/v1/chat/completions", chat_body("count these tokens"))
+    _ignored, _ignored, answer = chat.json("POST", "/v1/chat/completions", chat_body("count these tokens"))
     chat.request("POST", "/v1/chat/completions", chat_body("count these tokens", stream=True, max_tokens=2))
     after = chat.metrics()
 
     def delta(name):
         return after[name] - before.get(name, 0.0)
 
+    _ignored, _ignored, text = chat.request("GET", "/metrics", key=None)
+    # prometheus_client's exposition, as vLLM's: a counter is typed under its sample name.
+    assert "# TYPE vllm:prompt_tokens_total counter\n" in text.decode()
+    assert "# TYPE vllm:num_requests_running gauge\n" in text.decode()
     assert delta(f"vllm:prompt_tokens_total{labels}") == 2 * answer["usage"]["prompt_tokens"]
     assert delta(f"vllm:generation_tokens_total{labels}") == answer["usage"]["completion_tokens"] + 2
     for histogram in ("vllm:time_to_first_token_seconds", "vllm:e2e_request_latency_seconds"):
@@ -393,8 +399,8 @@ def test_keep_alive_and_32_concurrent_connections(chat):
             conn.connect()
             sock = conn.sock
             started = time.perf_counter()
-            for _ in range(10):
-                status, _, _ = chat.request("POST", "/v1/chat/completions", chat_body(), conn=conn)
+            for _ignored in range(10):
+                status, _ignored, _ignored = chat.request("POST", "/v1/chat/completions", chat_body(), conn=conn)
                 if status != 200:
                     errors.append(status)
             timings.append((time.perf_counter() - started) / 10)
@@ -405,7 +411,7 @@ def test_keep_alive_and_32_concurrent_connections(chat):
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(32)]
+    threads = [threading.Thread(target=client) for _ignored in range(32)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -426,7 +432,7 @@ def _embeddings(embed, inputs, **extra):
 
 
 def test_embeddings_for_a_string_and_a_list(embed):
-    _, one = _embeddings(embed, "a single sentence")
+    _ignored, one = _embeddings(embed, "a single sentence")
     headers, many = _embeddings(embed, ["first sentence", "second one", "third"])
     assert [d["index"] for d in many["data"]] == [0, 1, 2]
     assert headers["x-parrotpark-double-embedding"] in ("all-MiniLM-L6-v2", "hash")
@@ -440,8 +446,8 @@ def test_embeddings_for_a_string_and_a_list(embed):
 
 
 def test_base64_embeddings_decode_to_the_floats(embed):
-    _, floats = _embeddings(embed, "same text")
-    _, packed = _embeddings(embed, "same text", encoding_format="base64")
+    _ignored, floats = _embeddings(embed, "same text")
+    _ignored, packed = _embeddings(embed, "same text", encoding_format="base64")
     raw = base64.b64decode(packed["data"][0]["embedding"])
     decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
     assert len(decoded) == 384
@@ -452,16 +458,18 @@ def test_base64_embeddings_decode_to_the_floats(embed):
 
 
 def test_embeddings_refuse_other_dimensions_and_unknown_models(embed):
-    status, _, answer = embed.json("POST", "/v1/embeddings", {"model": "bge-m3", "input": "x", "dimensions": 128})
+    status, _ignored, answer = embed.json(
+        "POST", "/v1/embeddings", {"model": "bge-m3", "input": "x", "dimensions": 128}
+    )
     assert status == 400
     assert "does not support matryoshka representation" in answer["error"]["message"]
-    status, _, answer = embed.json("POST", "/v1/embeddings", {"model": "bge-large", "input": "x"})
+    status, _ignored, answer = embed.json("POST", "/v1/embeddings", {"model": "bge-large", "input": "x"})
     assert (status, answer["error"]["type"]) == (404, "NotFoundError")
     assert embed.json("POST", "/v1/embeddings", {"model": "bge-m3", "input": []})[0] == 400
 
 
 def test_the_pooling_runner_refuses_chat(embed):
-    status, _, answer = embed.json("POST", "/v1/chat/completions", {**chat_body(), "model": "bge-m3"})
+    status, _ignored, answer = embed.json("POST", "/v1/chat/completions", {**chat_body(), "model": "bge-m3"})
     assert status == 400
     assert answer["error"]["message"] == "The model does not support Chat Completions API"
     assert embed.json("POST", "/v1/completions", {"model": "bge-m3", "prompt": "x"})[0] == 400
@@ -470,7 +478,7 @@ def test_the_pooling_runner_refuses_chat(embed):
 def test_embedding_metrics(embed):
     labels = '{engine="0",model_name="bge-m3"}'
     before = embed.metrics()
-    _, answer = _embeddings(embed, ["count me", "and me"])
+    _ignored, answer = _embeddings(embed, ["count me", "and me"])
     after = embed.metrics()
     assert (
         after[f"vllm:prompt_tokens_total{labels}"] - before[f"vllm:prompt_tokens_total{labels}"]
@@ -530,13 +538,17 @@ def test_startup_delay_and_token_latency(tmp_path):
             assert time.monotonic() < deadline, "health never became 200"
             time.sleep(0.1)
         started = time.monotonic()
-        status, _, answer = double.json("POST", "/v1/chat/completions", {**chat_body(), "model": "m", "max_tokens": 5})
+        status, _ignored, answer = double.json(
+            "POST", "/v1/chat/completions", {**chat_body(), "model": "m", "max_tokens": 5}
+        )
         elapsed = time.monotonic() - started
         assert status == 200
         assert answer["usage"]["completion_tokens"] == 5
         assert elapsed >= 5 * 0.040 * 0.9
         started = time.monotonic()
-        status, _, raw = double.request("POST", "/v1/chat/completions", {**chat_body(), "model": "m", "stream": True})
+        status, _ignored, raw = double.request(
+            "POST", "/v1/chat/completions", {**chat_body(), "model": "m", "stream": True}
+        )
         assert status == 200
         assert time.monotonic() - started >= 5 * 0.040 * 0.9  # 6 tokens
         assert len(sse_events(raw)) == 1 + 6

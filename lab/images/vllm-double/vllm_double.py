@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """vllm-double: a TEST DOUBLE of vLLM's OpenAI-compatible server (`vllm serve`).
 
 vLLM cannot run in the Parrotpark lab (no GPU), so the vllm role's tests run
@@ -516,6 +515,10 @@ class Metrics:
         out = []
 
         def metric(name, kind, help_text, samples):
+            # Like prometheus_client (which vLLM uses): a counter's HELP and
+            # TYPE lines carry its sample name, <name>_total.
+            if kind == "counter":
+                name += "_total"
             out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
             out.extend(samples)
 

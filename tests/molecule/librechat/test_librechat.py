@@ -417,7 +417,7 @@ def test_openid_discovery_against_keycloak(host, base, startup, role_vars):
     # Keycloak showed its login page for this client and callback URL.
     assert openid["authorizationRequest"] == {"status": 200, "accepted": True, "error": None}
     # LibreChat's login button: a redirect to the provider with this client and callback.
-    status, headers, _ = http_get(host, f"{base}/oauth/openid")
+    status, headers, _ignored = http_get(host, f"{base}/oauth/openid")
     assert status == 302
     assert headers["location"].startswith(openid["authorizationEndpoint"] + "?")
     assert f"client_id={role_vars['librechat_openid_client_id']}" in headers["location"]

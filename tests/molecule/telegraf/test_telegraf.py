@@ -420,7 +420,9 @@ def test_vllm_metrics_per_target(psql, stored_tables, role_vars):
         running = psql(f'SELECT count(*), max(gauge) FROM "vllm:num_requests_running" WHERE {where}')[0]
         assert int(running[0]) > 0 and float(running[1]) == 0.0, running
         assert {"model_name", "engine", "url", "target"} <= columns(psql, role_vars, "vllm:num_requests_running")
-        field = counter_column(psql, role_vars, "vllm:request_success_total")
+        # vLLM (prometheus_client) types its counters as <name>_total: Telegraf stores them as counters.
+        field = "counter"
+        assert field in columns(psql, role_vars, "vllm:request_success_total")
         stops = psql(
             f"SELECT max({ident(field)}) FROM \"vllm:request_success_total\" WHERE {where} AND finished_reason = 'stop'"
         )[0][0]

@@ -47,7 +47,7 @@ ENV.globals["lookup"] = _password_lookup
 
 def _render(value: Any, context: dict[str, Any]) -> Any:
     # Two passes: a default may refer to another variable that is a template.
-    for _ in range(3):
+    for _ignored in range(3):
         if not (isinstance(value, str) and "{{" in value):
             break
         value = ENV.from_string(value).render(**context).strip()
@@ -298,14 +298,14 @@ def key(role_vars) -> str:
 
 def test_health(models, role_vars):
     for model in models:
-        status, _, _ = request(f"{base(role_vars, model)}/health")
+        status, _ignored, _ignored = request(f"{base(role_vars, model)}/health")
         assert status == 200, model["name"]
 
 
 def test_key_required(models, role_vars, key):
     for model in models:
         for wrong in (None, f"{key}x"):
-            status, _, _ = request(f"{base(role_vars, model)}/v1/models", key=wrong)
+            status, _ignored, _ignored = request(f"{base(role_vars, model)}/v1/models", key=wrong)
             assert status == 401, (model["name"], wrong is None)
 
 
@@ -327,7 +327,7 @@ def test_chat_completion(models, role_vars, key):
     if not chat:
         pytest.skip("no chat model enabled")
     for model in chat:
-        status, _, answer = request(
+        status, _ignored, answer = request(
             f"{base(role_vars, model)}/v1/chat/completions",
             key=key,
             body={
@@ -347,7 +347,7 @@ def test_embedding(models, role_vars, key):
     if not pooling:
         pytest.skip("no embedding model enabled")
     for model in pooling:
-        status, _, answer = request(
+        status, _ignored, answer = request(
             f"{base(role_vars, model)}/v1/embeddings",
             key=key,
             body={"model": model["served"], "input": ["The weather is lovely today.", "It's so sunny outside!"]},
@@ -364,5 +364,5 @@ def test_wrong_model_name_refused(models, role_vars, key):
     model = models[-1]
     path = "/v1/embeddings" if model.get("runner") == "pooling" else "/v1/chat/completions"
     body = {"model": "not-served", "input": "x", "messages": [{"role": "user", "content": "x"}]}
-    status, _, _ = request(f"{base(role_vars, model)}{path}", key=key, body=body)
+    status, _ignored, _ignored = request(f"{base(role_vars, model)}{path}", key=key, body=body)
     assert status == 404
