@@ -22,7 +22,6 @@ host's loopback, as LibreChat's requests would through the docker network.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -33,6 +32,9 @@ from typing import Any
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from molecule_support import converge
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -301,27 +303,6 @@ def test_metrics_count_the_requests(probe, lab):
 
 
 # --- the role again, against this instance ------------------------------------------
-
-
-def converge(extra: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """Run the scenario's converge playbook again with extra variables (molecule's inventory and settings)."""
-    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            str(scenario.parent / "_shared" / "converge.yml"),
-            "-e",
-            json.dumps(extra),
-        ],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=900,
-        check=False,
-    )
 
 
 def container_id(host, lab: dict[str, Any]) -> str:

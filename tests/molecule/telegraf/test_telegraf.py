@@ -22,10 +22,8 @@ connections.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +33,9 @@ import jinja2
 import jinja2.meta
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from molecule_support import converge, recap_changed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -451,33 +452,6 @@ def test_global_tags_stored_as_written(psql, stored_tables, role_vars):
 
 
 # --- the role again, against this instance --------------------------------------
-
-
-def converge(extra: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """Run the scenario's converge playbook again with extra variables (molecule's inventory and settings)."""
-    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            str(scenario.parent / "_shared" / "converge.yml"),
-            "-e",
-            json.dumps(extra),
-        ],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        timeout=600,
-        check=False,
-    )
-
-
-def recap_changed(result: subprocess.CompletedProcess[str]) -> int:
-    found = re.findall(r"changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
-    assert found, result.stdout + result.stderr
-    return int(found[-1][0])
 
 
 def test_unreachable_target_keeps_the_new_file_out(host, role_vars, stored_tables):

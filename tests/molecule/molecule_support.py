@@ -1,0 +1,104 @@
+"""Helpers the molecule verifiers (tests/molecule/<role>/test_*.py) share.
+
+- `resolve`: the role's defaults overlaid with the scenario's variables,
+  rendered the way Ansible would (the defaults use `default`, `~`, a few
+  filters and the password lookup, which reads the file the role created);
+- `converge` / `recap_changed`: run the scenario's converge playbook again
+  with extra variables, and read how many tasks it changed.
+
+A verifier imports it after putting this directory on sys.path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+
+
+def _password_lookup(name: str, path: str, **_ignored: Any) -> str:
+    """What ansible.builtin.password returns for a file it created: the file's first word."""
+    assert name in ("password", "ansible.builtin.password"), name
+    return Path(path).read_text().split()[0]
+
+
+ENV = jinja2.Environment(undefined=jinja2.ChainableUndefined)
+ENV.globals["lookup"] = _password_lookup
+ENV.filters["regex_replace"] = lambda value, pattern, replacement: re.sub(pattern, replacement, value)
+
+
+def _templates(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if "{{" in value else []
+    if isinstance(value, list):
+        return [text for item in value for text in _templates(item)]
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _templates(item)]
+    return []
+
+
+def _render(value: Any, context: dict[str, Any]) -> Any:
+    if isinstance(value, str) and "{{" in value:
+        return ENV.from_string(value).render(**context)
+    if isinstance(value, list):
+        return [_render(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: _render(item, context) for key, item in value.items()}
+    return value
+
+
+def _refers_to(value: Any) -> set[str]:
+    return set().union(*(jinja2.meta.find_undeclared_variables(ENV.parse(text)) for text in _templates(value)))
+
+
+def resolve(variables: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Render the variables named prefix* the way Ansible would, each after the variables it refers to."""
+    wanted, todo = set(), [key for key in variables if key.startswith(prefix)]
+    while todo:
+        key = todo.pop()
+        if key not in wanted and key in variables:
+            wanted.add(key)
+            todo.extend(_refers_to(variables[key]))
+    pending = {key: value for key, value in variables.items() if _templates(value) and key in wanted}
+    done = {key: value for key, value in variables.items() if key not in pending}
+    while pending:
+        ready = [key for key, value in pending.items() if not _refers_to(value) & set(pending)]
+        assert ready, f"circular templates in {sorted(pending)}"
+        for key in ready:
+            done[key] = _render(pending.pop(key), done)
+    return done
+
+
+def converge(extra: dict[str, Any], timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """Run the scenario's converge playbook again with extra variables (molecule's inventory and settings)."""
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    inventory = Path(os.environ["MOLECULE_INVENTORY_FILE"]).parent
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(scenario.parent / "_shared" / "converge.yml"),
+            "-e",
+            json.dumps(extra),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def recap_changed(result: subprocess.CompletedProcess[str]) -> int:
+    """How many tasks the run changed (the last PLAY RECAP line)."""
+    found = re.findall(r"changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
+    assert found, result.stdout + result.stderr
+    return int(found[-1][0])
