@@ -58,8 +58,9 @@ def _refers_to(value: Any) -> set[str]:
     return set().union(*(jinja2.meta.find_undeclared_variables(ENV.parse(text)) for text in _templates(value)))
 
 
-def resolve(variables: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """Render the variables named prefix* the way Ansible would, each after the variables it refers to."""
+def resolve(variables: dict[str, Any], prefix: str | tuple[str, ...]) -> dict[str, Any]:
+    """Render the variables named prefix* (one prefix or a tuple) the way Ansible would, each after the
+    variables it refers to."""
     wanted, todo = set(), [key for key in variables if key.startswith(prefix)]
     while todo:
         key = todo.pop()

@@ -29,13 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import jinja2.meta
 import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from molecule_support import converge, recap_changed
+from molecule_support import converge, recap_changed, resolve
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -60,61 +58,6 @@ VLLM_TABLES = {
 # What molecule/telegraf-default/metrics_backend.py serves.
 EXPORTER_TABLES = {"exporter:scrapes_total", "exporter:refused_scrapes_total", "exporter_up"}
 WAIT_SECONDS = 90
-
-
-def _password_lookup(name: str, path: str, **_: Any) -> str:
-    """What ansible.builtin.password returns for a file it created: the file's first word."""
-    assert name in ("password", "ansible.builtin.password"), name
-    return Path(path).read_text().split()[0]
-
-
-ENV = jinja2.Environment(undefined=jinja2.ChainableUndefined)
-ENV.globals["lookup"] = _password_lookup
-
-
-def _templates(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value] if "{{" in value else []
-    if isinstance(value, list):
-        return [text for item in value for text in _templates(item)]
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in _templates(item)]
-    return []
-
-
-def _refers_to(value: Any) -> set[str]:
-    return set().union(*(jinja2.meta.find_undeclared_variables(ENV.parse(text)) for text in _templates(value)))
-
-
-def _render(value: Any, context: dict[str, Any]) -> Any:
-    if isinstance(value, str) and "{{" in value:
-        return ENV.from_string(value).render(**context)
-    if isinstance(value, list):
-        return [_render(item, context) for item in value]
-    if isinstance(value, dict):
-        return {key: _render(item, context) for key, item in value.items()}
-    return value
-
-
-def resolve(variables: dict[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:
-    """Render the variables named prefix* the way Ansible would, each after the variables it refers to.
-
-    The role's defaults use only `default`, `~`, `first` and the password lookup (which reads the file).
-    """
-    wanted, todo = set(), [key for key in variables if key.startswith(prefixes)]
-    while todo:
-        key = todo.pop()
-        if key not in wanted and key in variables:
-            wanted.add(key)
-            todo.extend(_refers_to(variables[key]))
-    pending = {key: value for key, value in variables.items() if _templates(value) and key in wanted}
-    done = {key: value for key, value in variables.items() if key not in pending}
-    while pending:
-        ready = [key for key, value in pending.items() if not _refers_to(value) & set(pending)]
-        assert ready, f"circular templates in {sorted(pending)}"
-        for key in ready:
-            done[key] = _render(pending.pop(key), done)
-    return done
 
 
 @pytest.fixture(scope="module")
