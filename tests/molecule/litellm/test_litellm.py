@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from molecule_support import converge
+from molecule_support import converge, recap_changed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -307,12 +306,6 @@ def test_metrics_count_the_requests(probe, lab):
 
 def container_id(host, lab: dict[str, Any]) -> str:
     return host.check_output(f"docker inspect --format '{{{{.Id}}}}' {lab['litellm_container_name']}")
-
-
-def recap_changed(result: subprocess.CompletedProcess[str]) -> int:
-    found = re.findall(r"changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
-    assert found, result.stdout + result.stderr
-    return int(found[-1][0])
 
 
 def test_config_litellm_rejects_is_not_installed(host, lab, container):
