@@ -58,6 +58,7 @@ CONCURRENCY = (1, 32)
 #   what the Prometheus callback costs per request.
 _ROLE_ROUTER = {"num_retries": 1, "allowed_fails": 1, "cooldown_time": 30, "timeout": 600, "stream_timeout": 120}
 _ROLE_ARGS = ["--keepalive_timeout", "75", "--telemetry", "False"]
+_TWO_WORKERS = ["--num_workers", "2", "--timeout_worker_healthcheck", "60"]
 PROFILES: dict[str, dict] = {
     "baseline": {
         "args": [],
@@ -74,14 +75,14 @@ PROFILES: dict[str, dict] = {
         "router_settings": _ROLE_ROUTER,
     },
     "tuned": {
-        "args": ["--num_workers", "2", *_ROLE_ARGS],
+        "args": [*_TWO_WORKERS, *_ROLE_ARGS],
         "env": {"LITELLM_LOG": "ERROR"},
         "litellm_settings": {"callbacks": ["prometheus"], "request_timeout": 600},
         "general_settings": {"disable_spend_logs": False},
         "router_settings": _ROLE_ROUTER,
     },
     "tuned-no-metrics": {
-        "args": ["--num_workers", "2", *_ROLE_ARGS],
+        "args": [*_TWO_WORKERS, *_ROLE_ARGS],
         "env": {"LITELLM_LOG": "ERROR"},
         "litellm_settings": {"request_timeout": 600},
         "general_settings": {"disable_spend_logs": False},

@@ -104,7 +104,14 @@ CASES = {
         {"litellm_request_timeout": 30, "litellm_stream_timeout": 60},
         [r"litellm_stream_timeout between 1 and litellm_request_timeout \(got 30 and 60\)"],
     ),
-    "no workers": ({"litellm_num_workers": 0}, [r"litellm_num_workers and\s+litellm_keepalive_timeout at least 1"]),
+    "no workers": (
+        {"litellm_num_workers": 0},
+        [r"litellm_num_workers,\s+litellm_keepalive_timeout and\s+litellm_worker_healthcheck_timeout at least 1"],
+    ),
+    "no worker health time": (
+        {"litellm_worker_healthcheck_timeout": 0},
+        [r"litellm_worker_healthcheck_timeout at least 1 \(got 1,\s+75 and 0\)"],
+    ),
     "unknown log level": ({"litellm_log_level": "VERBOSE"}, [r"litellm_log_level", r"DEBUG, INFO, WARNING"]),
     "wrong type": ({"litellm_num_retries": "a few"}, [r"litellm_num_retries", r"int"]),
     "bad environment name": (
