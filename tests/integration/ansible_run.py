@@ -190,3 +190,20 @@ def assert_stopped_unchanged(result: subprocess.CompletedProcess[str], patterns:
         assert re.search(pattern, output) or re.search(pattern, flat), f"{pattern!r} not in output:\n{output}"
     recap = re.search(r"localhost\s*:.*changed=(\d+)", output)
     assert recap and recap.group(1) == "0", output
+
+
+def overlay(base: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
+    """A case's variables over the valid base of a role-input test; a None value removes the variable."""
+    return {key: value for key, value in {**base, **variables}.items() if value is not None}
+
+
+def assert_bad_input_refused(
+    tmp_path: Path, role: str, variables: dict[str, Any], patterns: list[str], secrets: tuple[str, ...] = ()
+) -> None:
+    """The role, run with these variables, stops before any change with every pattern in its output, and
+    none of the secrets is shown."""
+    result = run_role_check(tmp_path, role, variables)
+    assert_stopped_unchanged(result, patterns)
+    output = result.stdout + result.stderr
+    for secret in secrets:
+        assert secret not in output, f"{secret!r} shown in the output"

@@ -13,7 +13,7 @@ import re
 import socket
 
 import pytest
-from ansible_run import assert_stopped_unchanged, run_role_check
+from ansible_run import assert_bad_input_refused, assert_stopped_unchanged, overlay, run_role_check
 
 BASE = {"librechat_domain": "example.test", "librechat_listen_addresses": ["127.0.0.1"], "librechat_port": 53080}
 S3 = {
@@ -165,12 +165,7 @@ SECRETS = ("0123456789abcdef", "short-jwt-secret", "short-session", "master-key-
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(tmp_path, case):
     variables, patterns = CASES[case]
-    merged = {key: value for key, value in {**BASE, **variables}.items() if value is not None}
-    result = run_role_check(tmp_path, "librechat", merged)
-    assert_stopped_unchanged(result, patterns)
-    output = result.stdout + result.stderr
-    for secret in SECRETS:
-        assert secret not in output, f"{secret!r} shown in the output"
+    assert_bad_input_refused(tmp_path, "librechat", overlay(BASE, variables), patterns, SECRETS)
 
 
 def test_valid_input_passes_and_generates_the_secrets(tmp_path):

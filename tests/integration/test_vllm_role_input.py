@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from ansible_run import assert_stopped_unchanged, run_role_check
+from ansible_run import assert_stopped_unchanged, overlay, run_role_check
 
 # A valid private address, so that each case fails on the one variable it breaks (None: leave it unset).
 BASE = {"vllm_listen_address": "127.0.0.1", "vllm_gpus": "none"}
@@ -181,7 +181,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(tmp_path, case):
     variables, patterns = CASES[case]
-    merged = {key: value for key, value in {**BASE, **variables}.items() if value is not None}
+    merged = overlay(BASE, variables)
     if "vllm_models" in merged:
         merged["vllm_models"] = [
             {key: value for key, value in model.items() if value is not None} for model in merged["vllm_models"]
