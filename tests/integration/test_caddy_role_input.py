@@ -86,6 +86,18 @@ CASES = {
         [r"caddy_bind_addresses: '127.0.0.1:80' is not an IP address"],
     ),
     "unknown tls mode": ({**VALID, "caddy_tls_mode": "letsencrypt"}, [r"caddy_tls_mode", r"auto, internal"]),
+    "route on caddy's admin port": (
+        {**VALID, "caddy_routes": [{"name": "gpu-2019", "port": 2019}]},
+        [r"caddy_routes: entry .* is not valid", r"other than 80, 443 and 2019"],
+    ),
+    "route name with a slash": (
+        {**VALID, "caddy_routes": [{"name": "../gpu", "port": 8000}]},
+        [r"caddy_routes: entry .* is not valid"],
+    ),
+    "two routes on one port": (
+        {**VALID, "caddy_routes": [{"name": "a", "port": 8000}, {"name": "b", "port": 8000}]},
+        [r"caddy_routes: every route needs its own name and its own port"],
+    ),
     "offline time as words": (
         {**VALID, "caddy_offline_until": "8am"},
         [r"caddy_offline_until must be a time HH:MM .* got '8am'"],
