@@ -56,6 +56,10 @@ CASES = {
         [r"telegraf_interval and telegraf_flush_interval must be between 1 and 3600"],
     ),
     "interval not a number": ({"telegraf_interval": "ten"}, [r"telegraf_interval", r"int"]),
+    "relative influx file": (
+        {"telegraf_influx_files": ["var/lib/parrotpark/scheduler/scheduler.influx"]},
+        [r"telegraf_influx_files: every entry must be an absolute host path"],
+    ),
     "scrape timeout too long": (
         {"telegraf_prometheus_timeout": 600},
         [r"telegraf_prometheus_timeout between 1 and 300 seconds \(got\s+600\)"],
