@@ -1,0 +1,464 @@
+"""parrotpark-gpu: bring the Parrotpark GPU server up and down on a schedule.
+
+The parrotpark.llm.scheduler role installs this file as
+/usr/local/lib/parrotpark/parrotpark_gpu.py; the command /usr/local/bin/parrotpark-gpu
+calls ``main`` with the paths of the installation. The systemd units
+parrotpark-gpu-up.service and parrotpark-gpu-down.service run it, and so can
+an operator. Standard library only, Python 3.9 or later (zoneinfo).
+
+Commands:
+
+  should-be-up [--at ISO]      exit 0 when the schedule says the GPU should be up now (or at ISO), else 1
+  next-up [--at ISO] [--iso]   the next time the up timer brings the GPU up, HH:MM in the schedule's zone
+  up [--force] [-- ARGS]       run the gpu_up playbook if the schedule says so (always with --force)
+  down [-- ARGS]               run the gpu_down playbook (no schedule check)
+  status                       what the schedule says now, and the last runs
+
+ARGS after ``--`` go to ansible-playbook (-v, -e ...). Every run of a
+playbook is recorded in STATE_DIR/last-<action>.json and in
+STATE_DIR/scheduler.influx (InfluxDB line protocol, one line per action, for
+Telegraf's file input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+try:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+except ImportError:  # pragma: no cover - Python < 3.9
+    sys.exit("parrotpark-gpu needs Python 3.9 or later (zoneinfo)")
+
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+ACTIONS = ("up", "down")
+MEASUREMENT = "parrotpark_scheduler"
+# The systemd units take the lock with flock(1) and say so in the environment.
+LOCK_HELD_ENV = "PARROTPARK_GPU_LOCK_HELD"
+HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Where the role installs everything; /usr/local/bin/parrotpark-gpu passes its own.
+DEFAULTS: dict[str, Any] = {
+    "schedule": "/etc/parrotpark/scheduler/schedule.json",
+    "environment_file": "/etc/parrotpark/scheduler/environment",
+    "ansible_playbook": "/opt/parrotpark/venv/bin/ansible-playbook",
+    "inventory": "/etc/parrotpark/scheduler/inventory",
+    "state_dir": "/var/lib/parrotpark/scheduler",
+    "lock_file": "/run/lock/parrotpark-gpu.lock",
+    "lock_wait": 3600,
+    "playbooks": {"up": "parrotpark.llm.gpu_up", "down": "parrotpark.llm.gpu_down"},
+}
+
+
+class ScheduleError(Exception):
+    """The schedule file is missing or wrong."""
+
+
+def log(message: str) -> None:
+    print(f"parrotpark-gpu: {message}", flush=True)
+
+
+def _minutes(value: Any, name: str) -> int:
+    match = HHMM.match(str(value))
+    if not match:
+        raise ScheduleError(f"{name} must be HH:MM (00:00 to 23:59), got {value!r}")
+    return int(match.group(1)) * 60 + int(match.group(2))
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Working days and hours in a time zone, with holidays; the up timer ticks every ``retry`` minutes."""
+
+    zone_name: str
+    days: tuple[int, ...]
+    up: int
+    down: int
+    retry: int
+    holidays: frozenset[date]
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.zone_name)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schedule:
+        zone_name = str(data.get("time_zone", ""))
+        try:
+            ZoneInfo(zone_name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ScheduleError(f"time_zone: unknown time zone {zone_name!r}") from exc
+        days = data.get("days")
+        if not isinstance(days, list) or not days or any(day not in DAYS for day in days):
+            raise ScheduleError(f"days must be a non-empty list of {', '.join(DAYS)}, got {days!r}")
+        up = _minutes(data.get("up_time"), "up_time")
+        down = _minutes(data.get("down_time"), "down_time")
+        if up >= down:
+            raise ScheduleError(f"up_time ({_hhmm(up)}) must be before down_time ({_hhmm(down)})")
+        retry = data.get("retry_minutes")
+        if not isinstance(retry, int) or isinstance(retry, bool) or retry < 1:
+            raise ScheduleError(f"retry_minutes must be a positive integer, got {retry!r}")
+        holidays = set()
+        for value in data.get("holidays") or []:
+            try:
+                holidays.add(date.fromisoformat(str(value)))
+            except ValueError as exc:
+                raise ScheduleError(f"holidays: {value!r} is not a date YYYY-MM-DD") from exc
+        return cls(zone_name, tuple(sorted(DAYS.index(day) for day in days)), up, down, retry, frozenset(holidays))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Schedule:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ScheduleError(f"cannot read the schedule {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ScheduleError(f"the schedule {path} is not a JSON object")
+        return cls.from_dict(data)
+
+    def local(self, when: datetime | None = None) -> datetime:
+        """``when`` (default now) in the schedule's zone; a naive ``when`` is read as local time there."""
+        if when is None:
+            return datetime.now(self.zone)
+        if when.tzinfo is None:
+            return when.replace(tzinfo=self.zone)
+        return when.astimezone(self.zone)
+
+    def describe(self) -> str:
+        days = ",".join(DAYS[day] for day in self.days)
+        return (
+            f"{days} {_hhmm(self.up)}-{_hhmm(self.down)} {self.zone_name}, up timer every {self.retry} min, "
+            f"{len(self.holidays)} holiday(s)"
+        )
+
+    def working_day(self, day: date) -> bool:
+        return day.weekday() in self.days and day not in self.holidays
+
+    def check(self, when: datetime | None = None) -> tuple[bool, str]:
+        """Whether the GPU should be up at ``when``, and why."""
+        local = self.local(when)
+        day = local.date()
+        stamp = f"{DAYS[day.weekday()]} {day.isoformat()} {local:%H:%M} {self.zone_name}"
+        if day in self.holidays:
+            return False, f"{stamp}: {day.isoformat()} is a holiday"
+        if day.weekday() not in self.days:
+            days = ",".join(DAYS[d] for d in self.days)
+            return False, f"{stamp}: {DAYS[day.weekday()]} is not a working day ({days})"
+        minute = local.hour * 60 + local.minute
+        if minute < self.up:
+            return False, f"{stamp}: before the up time {_hhmm(self.up)}"
+        if minute >= self.down:
+            return False, f"{stamp}: at or after the down time {_hhmm(self.down)}"
+        return True, f"{stamp}: inside the working hours {_hhmm(self.up)}-{_hhmm(self.down)}"
+
+    def ticks(self, day: date) -> list[datetime]:
+        """The up timer's ticks on ``day`` (those of parrotpark-gpu-up.timer): the up time, then every retry."""
+        return [
+            datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=self.zone)
+            for minute in range(self.up, self.down, self.retry)
+        ]
+
+    def next_up(self, when: datetime | None = None) -> datetime | None:
+        """The first tick after ``when`` on a working day: when the up timer next starts the GPU."""
+        local = self.local(when)
+        for offset in range(0, 400):
+            day = local.date() + timedelta(days=offset)
+            if not self.working_day(day):
+                continue
+            for tick in self.ticks(day):
+                if tick > local:
+                    return tick
+        return None
+
+
+# --------------------------------------------------------------------------
+# Records for the operator and for Telegraf
+# --------------------------------------------------------------------------
+
+
+def read_record(state_dir: Path, action: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads((state_dir / f"last-{action}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(0o644)
+    tmp.replace(path)
+
+
+def influx_line(record: dict[str, Any]) -> str:
+    finished = datetime.fromisoformat(str(record["finished"]))
+    seconds = int(finished.timestamp())
+    nanoseconds = seconds * 1_000_000_000 + finished.microsecond * 1000
+    success = 1 if record.get("outcome") == "ok" else 0
+    return (
+        f"{MEASUREMENT},action={record['action']} success={success}i,exit_code={int(record['exit_code'])}i,"
+        f"duration_seconds={float(record['duration_seconds']):.1f},last_run={seconds}i {nanoseconds}"
+    )
+
+
+def write_records(state_dir: Path, record: dict[str, Any]) -> None:
+    """last-<action>.json, then scheduler.influx with one line per action recorded so far."""
+    _write_atomically(state_dir / f"last-{record['action']}.json", json.dumps(record, indent=2) + "\n")
+    lines = []
+    for action in ACTIONS:
+        known = read_record(state_dir, action)
+        if known is not None:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                lines.append(influx_line(known))
+    _write_atomically(state_dir / "scheduler.influx", "".join(f"{line}\n" for line in lines))
+
+
+# --------------------------------------------------------------------------
+# Running a playbook
+# --------------------------------------------------------------------------
+
+
+def read_environment_file(path: str | Path) -> dict[str, str]:
+    """KEY=VALUE lines (no quoting); blank lines and lines starting with # are ignored."""
+    env = {}
+    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not ENV_KEY.match(key.strip()):
+            raise ValueError(f"{path}, line {number}: not KEY=VALUE")
+        env[key.strip()] = value
+    return env
+
+
+@contextlib.contextmanager
+def locked(path: str, wait: int) -> Iterator[None]:
+    """Hold the lock the systemd units take with flock(1), unless they already hold it for this process."""
+    if os.environ.get(LOCK_HELD_ENV) == "1":
+        yield
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"another run holds {path}; waiting up to {wait} s")
+            deadline = time.monotonic() + wait
+            while True:
+                time.sleep(1)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{path} is still held after {wait} s") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_playbook(settings: dict[str, Any], schedule: Schedule | None, action: str, extra: list[str]) -> int:
+    """Run the action's playbook with the environment file, stream its output, record the outcome."""
+    state_dir = Path(settings["state_dir"])
+    playbook = settings["playbooks"][action]
+    command = [settings["ansible_playbook"], "-i", settings["inventory"], playbook, *extra]
+    env = dict(os.environ)
+    env.setdefault("HOME", pwd.getpwuid(os.getuid()).pw_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    if not sys.stdout.isatty():
+        env.setdefault("ANSIBLE_NOCOLOR", "1")
+    zone = schedule.zone if schedule else ZoneInfo("UTC")
+    started = datetime.now(zone)
+    clock = time.monotonic()
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: Any) -> None:
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    try:
+        env.update(read_environment_file(settings["environment_file"]))
+        log(f"{action}: running {' '.join(command)}")
+        sys.stdout.flush()
+        child = subprocess.Popen(command, env=env)
+        previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            code = child.wait()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if code < 0:
+            code = 128 - code
+    except (OSError, ValueError) as exc:
+        log(f"{action}: cannot run {playbook}: {exc}")
+        code = 127
+    finished = datetime.now(zone)
+    record = {
+        "action": action,
+        "outcome": "ok" if code == 0 else "failed",
+        "exit_code": code,
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "duration_seconds": round(time.monotonic() - clock, 1),
+    }
+    try:
+        write_records(state_dir, record)
+    except OSError as exc:
+        log(f"{action}: cannot write the records in {state_dir}: {exc}")
+    log(f"{action}: {record['outcome']} (exit code {code}) after {record['duration_seconds']} s")
+    return code
+
+
+# --------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------
+
+
+def _at(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        message = f"parrotpark-gpu: --at must be an ISO date and time (2025-01-06T08:00), got {value!r}"
+        raise SystemExit(message) from None
+
+
+def cmd_should_be_up(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    up, reason = Schedule.load(settings["schedule"]).check(_at(args.at))
+    print(f"{'up' if up else 'down'}: {reason}")
+    return 0 if up else 1
+
+
+def cmd_next_up(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    tick = Schedule.load(settings["schedule"]).next_up(_at(args.at))
+    if tick is None:
+        print("parrotpark-gpu: no working day in the coming year", file=sys.stderr)
+        return 1
+    print(tick.isoformat(timespec="minutes") if args.iso else f"{tick:%H:%M}")
+    return 0
+
+
+def cmd_up(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    schedule = Schedule.load(settings["schedule"])
+    if not args.force:
+        up, reason = schedule.check()
+        if not up:
+            log(f"up: outside the schedule ({reason}), nothing to do")
+            return 0
+    with locked(settings["lock_file"], int(settings["lock_wait"])):
+        if not args.force:
+            up, reason = schedule.check()  # the wait for the lock may have taken us out of the window
+            if not up:
+                log(f"up: outside the schedule ({reason}), nothing to do")
+                return 0
+        return run_playbook(settings, schedule, "up", args.extra)
+
+
+def cmd_down(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    try:
+        schedule: Schedule | None = Schedule.load(settings["schedule"])
+    except ScheduleError as exc:
+        log(f"down: {exc}; going down anyway")
+        schedule = None
+    with locked(settings["lock_file"], int(settings["lock_wait"])):
+        return run_playbook(settings, schedule, "down", args.extra)
+
+
+def cmd_status(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    schedule = Schedule.load(settings["schedule"])
+    when = _at(args.at)
+    up, reason = schedule.check(when)
+    tick = schedule.next_up(when)
+    print(f"schedule: {schedule.describe()}")
+    print(f"now: should be {'up' if up else 'down'} ({reason})")
+    print(f"next up: {tick.isoformat(timespec='minutes') if tick else 'none in the coming year'}")
+    for action in ACTIONS:
+        record = read_record(Path(settings["state_dir"]), action)
+        if record is None:
+            print(f"last {action}: never")
+        else:
+            print(
+                f"last {action}: {record.get('outcome')} (exit code {record.get('exit_code')}), "
+                f"{record.get('started')} to {record.get('finished')}, {record.get('duration_seconds')} s"
+            )
+    return 0
+
+
+def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="parrotpark-gpu", description="Bring the Parrotpark GPU server up and down on a schedule."
+    )
+    top.add_argument("--schedule", default=settings["schedule"], help="schedule file (JSON)")
+    top.add_argument("--state-dir", default=settings["state_dir"], help="where the last runs are recorded")
+    top.add_argument("--environment-file", default=settings["environment_file"], help="KEY=VALUE file for the runs")
+    top.add_argument("--ansible-playbook", default=settings["ansible_playbook"], help="ansible-playbook to run")
+    top.add_argument("--inventory", default=settings["inventory"], help="inventory of the runs")
+    top.add_argument("--lock-file", default=settings["lock_file"], help="lock shared with the systemd units")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    should = commands.add_parser("should-be-up", help="exit 0 when the GPU should be up now, 1 otherwise")
+    should.add_argument("--at", help="ask for this ISO date and time instead of now")
+    should.set_defaults(handler=cmd_should_be_up)
+    nxt = commands.add_parser("next-up", help="the next time the up timer brings the GPU up (HH:MM)")
+    nxt.add_argument("--at", help="from this ISO date and time instead of now")
+    nxt.add_argument("--iso", action="store_true", help="print the whole ISO date and time")
+    nxt.set_defaults(handler=cmd_next_up)
+    up = commands.add_parser("up", help="run the gpu_up playbook if the schedule says so")
+    up.add_argument("--force", action="store_true", help="ignore the schedule")
+    up.set_defaults(handler=cmd_up)
+    down = commands.add_parser("down", help="run the gpu_down playbook")
+    down.set_defaults(handler=cmd_down)
+    status = commands.add_parser("status", help="what the schedule says and the last runs")
+    status.add_argument("--at", help="ask for this ISO date and time instead of now")
+    status.set_defaults(handler=cmd_status)
+    return top
+
+
+def main(argv: list[str] | None = None, settings: dict[str, Any] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    merged = {**DEFAULTS, **(settings or {})}
+    extra: list[str] = []
+    if "--" in argv:
+        index = argv.index("--")
+        argv, extra = argv[:index], argv[index + 1 :]
+    args = parser(merged).parse_args(argv)
+    args.extra = extra
+    if extra and args.command not in ACTIONS:
+        print(f"parrotpark-gpu: {args.command} takes no ansible-playbook arguments", file=sys.stderr)
+        return 2
+    for key in ("schedule", "state_dir", "environment_file", "ansible_playbook", "inventory", "lock_file"):
+        merged[key] = getattr(args, key)
+    try:
+        return int(args.handler(merged, args))
+    except ScheduleError as exc:
+        print(f"parrotpark-gpu: {exc}", file=sys.stderr)
+        return 2
+    except TimeoutError as exc:
+        log(f"{args.command}: {exc}; giving up")
+        return 75
+
+
+if __name__ == "__main__":
+    sys.exit(main())

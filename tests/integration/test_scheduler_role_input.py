@@ -1,0 +1,824 @@
+"""The scheduler role: bad input fails before anything changes, and the pieces it installs do what they say.
+
+- Bad input: the role runs in check mode against this machine (connection
+  local); argument spec validation and the preflight checks come before any
+  task that could change the host, so every case must stop with changed=0,
+  naming the variable. Secrets are never shown.
+- Valid input: the whole role in check mode, its rendered timers and no secret
+  in the output.
+- The command's schedule logic (files/parrotpark_gpu.py run directly):
+  should-be-up, next-up, up outside the schedule, up --force and down with a
+  stand-in ansible-playbook, the records for Telegraf.
+- The timers: systemd's own reading of the rendered OnCalendar= expressions
+  gives exactly the ticks the command computes.
+- files/pack_collections.py: packing twice gives the same bytes, and the
+  tarball installs offline and packs back to the same bytes.
+- The nested inventory, rendered from the role's templates, read by
+  ansible-inventory against the fake Scaleway API: the GPU server in its
+  groups on its private address, the forwarded variables (a vaulted one
+  decrypted), the entrance server under its own name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from ansible_run import (
+    BIN,
+    ROOT,
+    ansible_env,
+    assert_bad_input_refused,
+    group_members,
+    inventory_hosts,
+    overlay,
+    run_inventory,
+)
+from fake_scaleway import ACCESS_KEY, PROJECT_ID, SECRET_KEY, Seeder
+
+ROLE = ROOT / "roles" / "scheduler"
+PROGRAM = ROLE / "files" / "parrotpark_gpu.py"
+PACK = ROLE / "files" / "pack_collections.py"
+DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+
+BASE = {
+    "scheduler_scaleway_access_key": ACCESS_KEY,
+    "scheduler_scaleway_secret_key": SECRET_KEY,
+    "scheduler_scaleway_project_id": PROJECT_ID,
+}
+BAD_SECRET = "not-a-uuid-but-very-secret"
+
+CASES = {
+    "no secret key": (
+        {"scheduler_scaleway_secret_key": None},
+        [r"missing required arguments: scheduler_scaleway_secret_key"],
+    ),
+    "secret key not a UUID": (
+        {"scheduler_scaleway_secret_key": BAD_SECRET},
+        [r"scheduler_scaleway_secret_key a UUID \(its value is not shown"],
+    ),
+    "access key malformed": (
+        {"scheduler_scaleway_access_key": "SCW123"},
+        [r"scheduler_scaleway_access_key must be SCW followed by 17", r"\(got 'SCW123'\)"],
+    ),
+    "no project with the real API": (
+        {"scheduler_scaleway_project_id": None},
+        [r"scheduler_scaleway_project_id a UUID", r"empty only with scheduler_scaleway_api_url set"],
+    ),
+    "API URL not http": (
+        {"scheduler_scaleway_api_url": "ftp://fake:8383"},
+        [r"scheduler_scaleway_api_url empty \(Scaleway's API\) or an http\(s\) URL", r"'ftp://fake:8383'"],
+    ),
+    "organization not a UUID": (
+        {"scheduler_scaleway_organization_id": "my-org"},
+        [r"scheduler_scaleway_organization_id empty or a UUID \(got 'my-org'\)"],
+    ),
+    "zone without its number": (
+        {"scheduler_gpu_zones": ["fr-par"]},
+        [r"scheduler_gpu_zones a non-empty list of distinct Scaleway zones", r"wrong: \['fr-par'\]"],
+    ),
+    "no GPU tags": ({"scheduler_gpu_tags": []}, [r"scheduler_gpu_tags a non-empty list of\s+non-empty tags"]),
+    "GPU name with a space": (
+        {"scheduler_gpu_name": "my gpu"},
+        [r"scheduler_gpu_name must be the GPU server's name", r"'my gpu'"],
+    ),
+    "a group holding both servers": (
+        {"scheduler_entrance_groups": ["inference"]},
+        [r"no group may hold both servers", r"in both: \['inference'\]"],
+    ),
+    "GPU in the entrance group": (
+        {"scheduler_gpu_groups": ["entrance"]},
+        [r"scheduler_gpu_groups", r"entrance is\s+the entrance server's own", r"Wrong: \['entrance'\]"],
+    ),
+    "unknown day": (
+        {"scheduler_days": ["Monday"]},
+        [r"scheduler_days must be a non-empty list of distinct days from Mon, Tue", r"wrong: \['Monday'\]"],
+    ),
+    "no day": ({"scheduler_days": []}, [r"scheduler_days must be a non-empty list"]),
+    "a day twice": ({"scheduler_days": ["Mon", "Mon"]}, [r"scheduler_days must be a non-empty list of distinct"]),
+    "up time without its leading zero": (
+        {"scheduler_up_time": "8:00"},
+        [r"scheduler_up_time and scheduler_down_time must be times HH:MM", r"'8:00'"],
+    ),
+    "up time 24:00": ({"scheduler_up_time": "24:00"}, [r"scheduler_up_time and scheduler_down_time must be times"]),
+    "down before up": (
+        {"scheduler_up_time": "19:00", "scheduler_down_time": "08:00"},
+        [r"the up time before the down time", r"'19:00' and\s+'08:00'"],
+    ),
+    "retry too short": (
+        {"scheduler_retry_minutes": 4},
+        [r"scheduler_retry_minutes must be between 5 and 180 minutes", r"got 4"],
+    ),
+    "retry too long": ({"scheduler_retry_minutes": 181}, [r"scheduler_retry_minutes must be between 5 and 180"]),
+    "retry not a number": ({"scheduler_retry_minutes": "often"}, [r"scheduler_retry_minutes", r"int"]),
+    "holiday in another format": (
+        {"scheduler_holidays": ["2025-12-25", "25/12/2025"]},
+        [r"scheduler_holidays must be a list of dates YYYY-MM-DD", r"wrong: \['25/12/2025'\]"],
+    ),
+    "holiday that does not exist": (
+        {"scheduler_holidays": ["2025-02-29"]},
+        [r"scheduler_holidays must be a list of dates YYYY-MM-DD that exist", r"wrong: \['2025-02-29'\]"],
+    ),
+    "time zone with a path in it": (
+        {"scheduler_time_zone": "../../etc/passwd"},
+        [r"scheduler_time_zone must be a time zone of the tz database", r"'\.\./\.\./etc/passwd'"],
+    ),
+    "unknown time zone": (
+        {"scheduler_time_zone": "Europe/Atlantis", "scheduler_secret_files": []},
+        [r"scheduler_time_zone: localhost has no time zone 'Europe/Atlantis'"],
+    ),
+    "no lock wait": ({"scheduler_lock_wait_seconds": 0}, [r"scheduler_lock_wait_seconds must be between 1 and 86400"]),
+    "run timeout too short": (
+        {"scheduler_run_timeout_seconds": 10},
+        [r"scheduler_run_timeout_seconds between 60 and 86400 \(got 10\)"],
+    ),
+    "no forks": ({"scheduler_ansible_forks": 0}, [r"scheduler_ansible_forks between 1 and 100 \(got 0\)"]),
+    "relative venv": ({"scheduler_venv_dir": "opt/venv"}, [r"scheduler_venv_dir must be an absolute path"]),
+    "ansible-core version not a version": (
+        {"scheduler_ansible_core_version": "latest"},
+        [r"scheduler_ansible_core_version a version of ansible-core the role knows", r"got 'latest'"],
+    ),
+    "ansible-core among the pip packages": (
+        {"scheduler_pip_packages": ["ansible-core==2.18.0", "docker==7.2.0"]},
+        [r"not ansible or ansible-core", r"wrong: \['ansible-core==2\.18\.0'\]"],
+    ),
+    "pip environment name with a space": (
+        {"scheduler_pip_environment": {"PIP CERT": "/etc/ssl/ca.pem"}},
+        [r"scheduler_pip_environment names of\s+environment variables", r"wrong: \['PIP CERT'\]"],
+    ),
+    "collection name with a dash": (
+        {"scheduler_collections": ["community-docker"]},
+        [r"scheduler_collections must be collection names NAMESPACE\.NAME", r"wrong:\s+\['community-docker'\]"],
+    ),
+    "prefix that matches the connection settings": (
+        {"scheduler_forward_prefixes": ["vllm_", "ansible"]},
+        [r"scheduler_forward_prefixes must be a non-empty list", r"ansible_\*", r"wrong: \['ansible'\]"],
+    ),
+    "empty prefix": ({"scheduler_forward_prefixes": [""]}, [r"scheduler_forward_prefixes", r"wrong: \[''\]"]),
+    "extra variable the role sets": (
+        {"scheduler_extra_vars": {"parrotpark_secrets_dir": "/tmp"}},
+        [r"scheduler_extra_vars names must be variable names, not\s+parrotpark_secrets_dir"],
+    ),
+    "forwarded variable that does not render": (
+        {"vllm_listen_address": "{{ parrotpark_no_such_variable }}"},
+        [r"parrotpark_no_such_variable"],
+    ),
+    "secret file outside the secrets directory": (
+        {"scheduler_secret_files": ["../etc/shadow"]},
+        [r"scheduler_secret_files must be distinct paths relative to scheduler_controller_secrets_dir", r"\.\./etc"],
+    ),
+    "secret files missing on the controller": (
+        {},
+        [r"scheduler_secret_files: .*/secrets/vllm-api-key", r"not found on the controller", r"litellm, pgvector"],
+    ),
+}
+
+SECRETS = (SECRET_KEY, BAD_SECRET)
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_fails_before_any_change(tmp_path, case):
+    variables, patterns = CASES[case]
+    assert_bad_input_refused(tmp_path, "scheduler", overlay(BASE, variables), patterns, SECRETS)
+
+
+def write_secrets(root: Path, host: str = "localhost") -> dict[str, str]:
+    files = {
+        "vllm-api-key": "vllm-key-0123456789abcdef",
+        "litellm-master-key": "sk-master-0123456789abcdef",
+        f"{host}/postgres-metrics": "metrics-password-0123456789",
+    }
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content + "\n")
+    return files
+
+
+def test_valid_input_passes_in_check_mode(tmp_path):
+    """The whole role in check mode: the timers it would write, the tarballs packed, nothing secret shown."""
+    secrets = write_secrets(tmp_path / "secrets")
+    variables = {
+        **BASE,
+        "scheduler_controller_cache_dir": str(tmp_path / "cache"),
+        "scheduler_days": ["Mon", "Wed", "Sat"],
+        "scheduler_up_time": "07:30",
+        "scheduler_down_time": "18:10",
+        "scheduler_retry_minutes": 45,
+        "scheduler_holidays": ["2025-12-25"],
+        "vllm_api_key": "forwarded-secret-0123456789",
+    }
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    (tmp_path / "playbook.yml").write_text(
+        "- name: Apply the role\n  hosts: localhost\n  connection: local\n  gather_facts: false\n"
+        "  roles:\n    - role: parrotpark.llm.scheduler\n"
+    )
+    result = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "--check",
+            "--diff",
+            "-i",
+            "localhost,",
+            "playbook.yml",
+            "-e",
+            "@vars.json",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=tmp_path,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert re.search(r"localhost\s*:.*failed=0", output), output
+    # 07:30, then every 45 minutes before 18:10: the hours fall into three groups of minutes.
+    for expression in (
+        "Mon,Wed,Sat *-*-* 07,10,13,16:30:00 Europe/Paris",
+        "Mon,Wed,Sat *-*-* 08,11,14,17:15:00 Europe/Paris",
+        "Mon,Wed,Sat *-*-* 09,12,15:00,45:00 Europe/Paris",
+        "*-*-* 18:10:00 Europe/Paris",
+    ):
+        assert f"OnCalendar={expression}" in output, output
+    assert "ExecStart=/usr/bin/flock -w 3600 /run/lock/parrotpark-gpu.lock /usr/local/bin/parrotpark-gpu up" in output
+    packed = sorted(path.name for path in (tmp_path / "cache").iterdir())
+    assert packed == sorted(
+        ["parrotpark-llm-0.1.0.tar.gz"]
+        + [f"{name.replace('.', '-')}-{version}.tar.gz" for name, version in controller_versions().items()]
+    )
+    for secret in (SECRET_KEY, "forwarded-secret-0123456789", *secrets.values()):
+        assert secret not in output, f"{secret!r} shown"
+
+
+def controller_versions() -> dict[str, str]:
+    """Versions of the default scheduler_collections on this controller."""
+    versions = {}
+    for name in DEFAULTS["scheduler_collections"]:
+        namespace, collection = name.split(".")
+        for base in [ROOT / "collections", *map(Path, sys.path)]:
+            manifest = base / "ansible_collections" / namespace / collection / "MANIFEST.json"
+            if manifest.is_file():
+                versions[name] = json.loads(manifest.read_text())["collection_info"]["version"]
+                break
+    return versions
+
+
+# --------------------------------------------------------------------------
+# The command's schedule logic
+# --------------------------------------------------------------------------
+
+SCHEDULE = {
+    "time_zone": "Europe/Paris",
+    "days": ["Mon", "Tue", "Wed", "Thu", "Fri"],
+    "up_time": "08:00",
+    "down_time": "19:00",
+    "retry_minutes": 15,
+    "holidays": ["2025-12-25"],
+}
+
+
+def program(tmp_path: Path, *args: str, schedule: dict[str, Any] | None = None, env: dict[str, str] | None = None):
+    path = tmp_path / "schedule.json"
+    path.write_text(json.dumps(schedule or SCHEDULE))
+    return subprocess.run(
+        [
+            sys.executable,
+            str(PROGRAM),
+            "--schedule",
+            str(path),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--lock-file",
+            str(tmp_path / "lock"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("at", "expected", "reason"),
+    [
+        ("2025-01-06T10:00", 0, r"inside the working hours 08:00-19:00"),  # Monday
+        ("2025-01-06T08:00", 0, r"inside"),
+        ("2025-01-06T18:59", 0, r"inside"),
+        ("2025-01-06T07:59", 1, r"before the up time 08:00"),
+        ("2025-01-06T19:00", 1, r"at or after the down time 19:00"),
+        ("2025-01-04T10:00", 1, r"Sat is not a working day"),
+        ("2025-12-25T10:00", 1, r"2025-12-25 is a holiday"),  # a Thursday
+        ("2025-01-06T07:30:00+00:00", 0, r"08:30 Europe/Paris"),  # an offset is converted to the zone
+        ("2025-07-07T06:30:00+00:00", 0, r"08:30 Europe/Paris"),  # summer time: UTC+2
+    ],
+)
+def test_should_be_up(tmp_path, at, expected, reason):
+    result = program(tmp_path, "should-be-up", "--at", at)
+    assert result.returncode == expected, result.stdout + result.stderr
+    assert re.search(reason, result.stdout), result.stdout
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        ("2025-01-10T19:30", "2025-01-13T08:00+01:00"),  # Friday evening: Monday's up time
+        ("2025-01-11T12:00", "2025-01-13T08:00+01:00"),  # Saturday
+        ("2025-01-06T06:00", "2025-01-06T08:00+01:00"),  # Monday morning: today
+        ("2025-01-06T10:01", "2025-01-06T10:15+01:00"),  # inside the hours: the up timer's next tick
+        ("2025-12-24T19:00", "2025-12-26T08:00+01:00"),  # the holiday is skipped
+        ("2025-03-28T20:00", "2025-03-31T08:00+02:00"),  # across the change to summer time
+    ],
+)
+def test_next_up(tmp_path, at, expected):
+    iso = program(tmp_path, "next-up", "--at", at, "--iso")
+    assert iso.returncode == 0, iso.stderr
+    assert iso.stdout.strip() == expected
+    short = program(tmp_path, "next-up", "--at", at)
+    assert short.stdout.strip() == expected[11:16]
+
+
+def test_a_broken_schedule_is_an_error(tmp_path):
+    result = program(tmp_path, "should-be-up", schedule={**SCHEDULE, "up_time": "20:00"})
+    assert result.returncode == 2
+    assert "up_time (20:00) must be before down_time (19:00)" in result.stderr
+
+
+def stand_in_playbook(tmp_path: Path, exit_code: int) -> Path:
+    """An ansible-playbook that records its arguments and the environment it got, then exits with exit_code."""
+    path = tmp_path / f"ansible-playbook-{exit_code}"
+    path.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"open({str(tmp_path / 'called.json')!r}, 'w').write(json.dumps("
+        "{'argv': sys.argv[1:], 'env': {k: v for k, v in os.environ.items() if k.startswith(('SCW_', 'ANSIBLE_'))}}))\n"
+        "print('PLAY RECAP stand-in')\n"
+        f"sys.exit({exit_code})\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def test_up_outside_the_schedule_does_nothing(tmp_path):
+    today = datetime.now(UTC).date()
+    holidays = [(today + timedelta(days=offset)).isoformat() for offset in (-1, 0, 1)]
+    playbook = stand_in_playbook(tmp_path, 0)
+    result = program(tmp_path, "--ansible-playbook", str(playbook), "up", schedule={**SCHEDULE, "holidays": holidays})
+    assert result.returncode == 0, result.stderr
+    for words in ("outside the schedule", "is a holiday", "nothing to do"):
+        assert words in result.stdout, result.stdout
+    assert not (tmp_path / "called.json").exists(), "the playbook must not run"
+    assert not (tmp_path / "state" / "last-up.json").exists()
+
+
+def test_up_force_and_down_run_the_playbooks_and_record_them(tmp_path):
+    env_file = tmp_path / "environment"
+    env_file.write_text(f"# managed\nSCW_ACCESS_KEY={ACCESS_KEY}\nSCW_SECRET_KEY={SECRET_KEY}\nANSIBLE_CONFIG=/x.cfg\n")
+    common = ["--environment-file", str(env_file), "--inventory", str(tmp_path / "inventory")]
+
+    up = program(tmp_path, *common, "--ansible-playbook", str(stand_in_playbook(tmp_path, 0)), "up", "--force")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "PLAY RECAP stand-in" in up.stdout, "the playbook's output is streamed"
+    called = json.loads((tmp_path / "called.json").read_text())
+    assert called["argv"] == ["-i", str(tmp_path / "inventory"), "parrotpark.llm.gpu_up"]
+    assert called["env"]["SCW_SECRET_KEY"] == SECRET_KEY and called["env"]["ANSIBLE_CONFIG"] == "/x.cfg"
+    record = json.loads((tmp_path / "state" / "last-up.json").read_text())
+    assert record["action"] == "up" and record["outcome"] == "ok" and record["exit_code"] == 0
+    assert isinstance(record["duration_seconds"], float) and record["duration_seconds"] >= 0
+    assert datetime.fromisoformat(record["started"]) <= datetime.fromisoformat(record["finished"])
+
+    down_playbook = stand_in_playbook(tmp_path, 3)
+    down = program(tmp_path, *common, "--ansible-playbook", str(down_playbook), "down", "--", "-v", "-e", "x=1")
+    assert down.returncode == 3, "the playbook's exit code"
+    called = json.loads((tmp_path / "called.json").read_text())
+    assert called["argv"] == ["-i", str(tmp_path / "inventory"), "parrotpark.llm.gpu_down", "-v", "-e", "x=1"]
+    record = json.loads((tmp_path / "state" / "last-down.json").read_text())
+    assert record["outcome"] == "failed" and record["exit_code"] == 3
+
+    lines = (tmp_path / "state" / "scheduler.influx").read_text().splitlines()
+    line = r"parrotpark_scheduler,action={} success={}i,exit_code={}i,duration_seconds=\d+\.\d,last_run=(\d+)i (\d+)"
+    up_line = re.fullmatch(line.format("up", 1, 0), lines[0])
+    down_line = re.fullmatch(line.format("down", 0, 3), lines[1])
+    assert len(lines) == 2 and up_line and down_line, lines
+    finished = datetime.fromisoformat(record["finished"]).timestamp()
+    assert int(down_line.group(1)) == int(finished) and int(down_line.group(2)) == int(finished) * 10**9
+
+    status = program(tmp_path, "status")
+    assert "last up: ok (exit code 0)" in status.stdout and "last down: failed (exit code 3)" in status.stdout
+
+
+# --------------------------------------------------------------------------
+# The timers, read by systemd
+# --------------------------------------------------------------------------
+
+
+def render_role_vars(
+    tmp_path: Path,
+    names: list[str],
+    variables: dict[str, Any],
+    host: str = "localhost",
+    templates: dict[str, Path] | None = None,
+) -> dict:
+    """Render internal variables of the role (vars/main.yml over defaults/main.yml) with the given variables,
+    and the given templates of the role (name -> destination)."""
+    out = tmp_path / "rendered.json"
+    playbook = tmp_path / "render.yml"
+    template_tasks = [
+        {
+            "name": f"Render {name}",
+            "ansible.builtin.template": {"src": str(ROLE / "templates" / name), "dest": str(dest), "mode": "0700"},
+        }
+        for name, dest in (templates or {}).items()
+    ]
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Render the role's variables",
+                    "hosts": host,
+                    "connection": "local",
+                    "gather_facts": False,
+                    "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+                    "tasks": [
+                        {
+                            "name": "Write them",
+                            "ansible.builtin.copy": {
+                                "content": "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} | to_json }}",
+                                "dest": str(out),
+                                "mode": "0600",
+                            },
+                        },
+                        *template_tasks,
+                    ],
+                }
+            ]
+        )
+    )
+    (tmp_path / "extra.json").write_text(json.dumps(variables))
+    result = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            f"{host},",
+            str(playbook),
+            "-e",
+            "@extra.json",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text())
+
+
+def systemd_elapses(expressions: list[str], iterations: int) -> tuple[set[datetime], datetime]:
+    """Every elapse systemd-analyze calendar lists for the expressions, in UTC, and the last time all cover."""
+    elapses: set[datetime] = set()
+    horizon = None
+    for expression in expressions:
+        result = subprocess.run(
+            ["systemd-analyze", "calendar", f"--iterations={iterations}", expression],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TZ": "UTC"},
+            check=True,
+        )
+        found = [
+            datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+            for stamp in re.findall(
+                r"(?:Next elapse|Iter\. #\d+): \w+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", result.stdout
+            )
+        ]
+        assert len(found) == iterations, result.stdout
+        elapses.update(found)
+        horizon = found[-1] if horizon is None else min(horizon, found[-1])
+    return elapses, horizon
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        {"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "up": "08:00", "down": "19:00", "retry": 15},
+        {"days": ["Mon", "Wed", "Sat"], "up": "07:30", "down": "18:10", "retry": 45},
+        {"days": ["Sun", "Tue"], "up": "06:05", "down": "23:59", "retry": 90},
+        {"days": ["Thu"], "up": "12:00", "down": "12:05", "retry": 180},
+    ],
+    ids=["weekdays-15", "three-days-45", "long-90", "five-minutes"],
+)
+def test_timer_ticks_are_the_ticks_of_the_command(tmp_path, schedule):
+    """systemd's reading of the up timer's OnCalendar= lines gives exactly the ticks parrotpark-gpu computes."""
+    variables = {
+        "scheduler_days": schedule["days"],
+        "scheduler_up_time": schedule["up"],
+        "scheduler_down_time": schedule["down"],
+        "scheduler_retry_minutes": schedule["retry"],
+        "scheduler_time_zone": "America/New_York",
+    }
+    rendered = render_role_vars(tmp_path, ["_scheduler_up_calendar", "_scheduler_schedule"], variables)
+    started = datetime.now(UTC)
+    elapses, horizon = systemd_elapses(rendered["_scheduler_up_calendar"], 40)
+
+    sys.path.insert(0, str(PROGRAM.parent))
+    try:
+        import parrotpark_gpu
+    finally:
+        sys.path.remove(str(PROGRAM.parent))
+    command = parrotpark_gpu.Schedule.from_dict(rendered["_scheduler_schedule"])
+    ticks = set()
+    day = started.astimezone(command.zone).date() - timedelta(days=1)
+    while day <= horizon.date() + timedelta(days=1):
+        if command.working_day(day):
+            ticks.update(tick.astimezone(UTC) for tick in command.ticks(day))
+        day += timedelta(days=1)
+    window = {tick for tick in ticks if started + timedelta(minutes=1) < tick <= horizon}
+    assert window, "the comparison must cover ticks"
+    assert {e for e in elapses if started + timedelta(minutes=1) < e <= horizon} == window
+
+
+# --------------------------------------------------------------------------
+# Reproducible collection tarballs
+# --------------------------------------------------------------------------
+
+
+def pack(output: Path, *args: str) -> dict[str, dict[str, str]]:
+    result = subprocess.run(
+        [sys.executable, str(PACK), "--output-dir", str(output), *args],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return {entry["name"]: entry for entry in json.loads(result.stdout)["collections"]}
+
+
+def test_pack_collections_is_reproducible_and_installs_offline(tmp_path):
+    args = ["--self", str(ROOT), "--collection", "community.docker", "--search-path", str(ROOT / "collections")]
+    first = pack(tmp_path / "one", *args)
+    second = pack(tmp_path / "two", *args)
+    assert set(first) == {"parrotpark.llm", "community.docker"}
+    for name, entry in first.items():
+        data = Path(entry["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] == second[name]["sha256"], name
+        assert Path(second[name]["path"]).read_bytes() == data
+        assert data[4:8] == b"\0\0\0\0", "gzip header without a time"
+        with tarfile.open(entry["path"]) as tar:
+            members = tar.getmembers()
+        names = [member.name for member in members]
+        assert names == sorted(names) and {"MANIFEST.json", "FILES.json"} <= set(names)
+        assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and not m.uname and not m.gname for m in members)
+        assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    again = pack(tmp_path / "one", *args)
+    assert again["parrotpark.llm"]["sha256"] == first["parrotpark.llm"]["sha256"]
+
+    # Offline install, as the role does on the entrance server, then packed back from the installation.
+    installed = tmp_path / "installed"
+    for entry in first.values():
+        result = subprocess.run(
+            [
+                str(BIN / "ansible-galaxy"),
+                "collection",
+                "install",
+                "--offline",
+                "--force",
+                "--no-deps",
+                "--collections-path",
+                str(installed),
+                entry["path"],
+            ],
+            capture_output=True,
+            text=True,
+            env={**ansible_env(), "ANSIBLE_COLLECTIONS_PATH": str(installed)},
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    root = installed / "ansible_collections" / "parrotpark" / "llm"
+    assert (root / "roles" / "scheduler" / "files" / "parrotpark_gpu.py").is_file()
+    back = pack(tmp_path / "back", "--self", str(root))
+    assert back["parrotpark.llm"]["sha256"] == first["parrotpark.llm"]["sha256"]
+
+
+def test_pack_collections_names_a_missing_collection(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(PACK), "--output-dir", str(tmp_path), "--collection", "no_such.collection"],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "collection no_such.collection is not installed on the controller" in result.stderr
+
+
+# --------------------------------------------------------------------------
+# The nested inventory against the fake Scaleway API
+# --------------------------------------------------------------------------
+
+
+def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed: Seeder, run_env, tmp_path):
+    network = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
+    gpu = seed.server(
+        "parrotpark-gpu",
+        commercial_type="L4-1-24G",
+        image="ubuntu_noble_gpu_os_13_nvidia",
+        tags=["parrotpark", "gpu"],
+        private_network=network,
+    )
+    seed.server(
+        "spare-gpu",
+        commercial_type="L4-1-24G",
+        image="ubuntu_noble_gpu_os_13_nvidia",
+        tags=["parrotpark", "gpu"],
+        private_network=network,
+    )
+    seed.server("web-1", tags=["parrotpark"], public_ip=True)
+    seed.server("far-gpu", zone="nl-ams-1", tags=["parrotpark", "gpu"])
+
+    password = tmp_path / "vault-pass"
+    password.write_text("correct horse battery staple\n")
+    vaulted = subprocess.run(
+        [
+            str(BIN / "ansible-vault"),
+            "encrypt_string",
+            "--vault-password-file",
+            str(password),
+            "--stdin-name",
+            "vllm_api_key",
+        ],
+        input="vaulted-vllm-key-0123456789",
+        capture_output=True,
+        text=True,
+        env=run_env,
+        check=True,
+    ).stdout
+    outer = tmp_path / "outer"
+    (outer / "host_vars").mkdir(parents=True)
+    (outer / "hosts.yml").write_text(
+        "all:\n  children:\n"
+        "    entrance: {hosts: {entrance-1: {ansible_connection: local}}}\n"
+        "    gateway: {hosts: {entrance-1: {}}}\n"
+        "    chat: {hosts: {entrance-1: {}}}\n"
+    )
+    (outer / "host_vars" / "entrance-1.yml").write_text(
+        f"{vaulted.strip()}\n"
+        "docker_daemon_insecure_registries: [parrotpark-lab-registry:5000]\n"
+        "litellm_port: 4000\n"
+        "telegraf_hostname: '{{ inventory_hostname }}-outer'\n"
+        "other_setting: not forwarded\n"
+        "ansible_user: debian\n"
+    )
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
+    variables = {
+        "scheduler_forward_exclude": ["litellm_port"],
+        "scheduler_extra_vars": {"vllm_gpu_memory_utilization": 0.8},
+    }
+    playbook = tmp_path / "render.yml"
+    templates = {
+        "hosts.yml.j2": inventory / "hosts.yml",
+        "scaleway.yml.j2": inventory / "scaleway.yml",
+        "forwarded.yml.j2": inventory / "group_vars" / "all" / "forwarded.yml",
+    }
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Render the nested inventory with the role's templates",
+                    "hosts": "entrance",
+                    "gather_facts": False,
+                    "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+                    "tasks": [
+                        {
+                            "name": f"Render {src}",
+                            "ansible.builtin.template": {
+                                "src": str(ROLE / "templates" / src),
+                                "dest": str(dest),
+                                "mode": "0600",
+                            },
+                        }
+                        for src, dest in templates.items()
+                    ],
+                }
+            ]
+        )
+    )
+    (tmp_path / "extra.json").write_text(json.dumps(variables))
+    rendered = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(outer / "hosts.yml"),
+            str(playbook),
+            "-e",
+            "@extra.json",
+            "--vault-password-file",
+            str(password),
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+        ],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+    forwarded_text = templates["forwarded.yml.j2"].read_text()
+    assert "!vault" not in forwarded_text, "the nested runs have no vault password"
+
+    run, data = run_inventory(inventory / "hosts.yml", run_env)  # the file alone parses
+    assert run.returncode == 0, run.output
+    run, data = run_inventory(inventory, run_env)
+    assert run.returncode == 0, run.output
+    hosts = inventory_hosts(data)
+
+    assert group_members(data, "inference") == {"parrotpark-gpu"}, "only the Instance named parrotpark_gpu_name"
+    assert group_members(data, "gpu") == {"parrotpark-gpu"}
+    assert group_members(data, "entrance") == {"entrance-1"}
+    assert group_members(data, "gateway") == {"entrance-1"} and group_members(data, "chat") == {"entrance-1"}
+    assert "web-1" not in hosts and "far-gpu" not in hosts, "other tags and zones are not listed"
+
+    server = hosts["parrotpark-gpu"]
+    assert server["ansible_host"] == gpu.private_ip == server["parrotpark_private_address"]
+    assert server["ansible_user"] == "root"
+    assert server["ansible_ssh_private_key_file"] == "/etc/parrotpark/scheduler/ssh/id_ed25519"
+    assert server["ansible_ssh_common_args"] == "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    assert server["ansible_python_interpreter"] == "/usr/bin/python3"
+    assert server["vllm_api_key"] == "vaulted-vllm-key-0123456789", "decrypted for the nested runs"
+    assert server["docker_daemon_insecure_registries"] == ["parrotpark-lab-registry:5000"]
+    assert server["telegraf_hostname"] == "entrance-1-outer", "rendered in the outer run"
+    assert server["vllm_gpu_memory_utilization"] == 0.8
+    assert server["parrotpark_secrets_dir"] == "/etc/parrotpark/scheduler/secrets"
+    for name in ("litellm_port", "other_setting"):
+        assert name not in server, name
+    assert "debian" not in forwarded_text, "connection settings are never forwarded"
+
+    entrance = hosts["entrance-1"]
+    assert entrance["ansible_connection"] == "local"
+    assert entrance["ansible_python_interpreter"] == "/opt/parrotpark/venv/bin/python"
+
+
+def test_schedule_file_and_command_are_what_the_program_reads(tmp_path):
+    """The rendered schedule.json loads in the program with the same days, hours and holidays, and the
+    rendered command runs the program with the paths of the installation."""
+    variables = {
+        "scheduler_days": ["Tue", "Sun"],
+        "scheduler_holidays": ["2026-01-04"],
+        "scheduler_retry_minutes": 30,
+        "_scheduler_lib_dir": str(PROGRAM.parent),  # the program where the command looks for it
+        "_scheduler_schedule_file": str(tmp_path / "schedule.json"),
+    }
+    command = tmp_path / "parrotpark-gpu"
+    templates = {"schedule.json.j2": tmp_path / "schedule.json", "parrotpark-gpu.j2": command}
+    rendered = render_role_vars(
+        tmp_path, ["_scheduler_schedule", "_scheduler_command_settings"], variables, templates=templates
+    )
+    path = tmp_path / "schedule.json"
+    assert json.loads(path.read_text()) == rendered["_scheduler_schedule"]
+    assert command.read_text().startswith("#!/usr/bin/python3\n")
+    result = subprocess.run(
+        [sys.executable, str(command), "next-up", "--at", "2025-12-30T20:00", "--iso"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2026-01-06T08:00+01:00", "after Tue 30 Dec: not Sun 4 Jan, a holiday"
+    sys.path.insert(0, str(PROGRAM.parent))
+    try:
+        import parrotpark_gpu
+    finally:
+        sys.path.remove(str(PROGRAM.parent))
+    schedule = parrotpark_gpu.Schedule.load(path)
+    assert schedule.days == (1, 6) and schedule.retry == 30 and schedule.holidays == {date(2026, 1, 4)}
+    assert schedule.up == 8 * 60 and schedule.down == 19 * 60 and schedule.zone_name == "Europe/Paris"
+    settings = rendered["_scheduler_command_settings"]
+    assert settings["ansible_playbook"] == "/opt/parrotpark/venv/bin/ansible-playbook"
+    assert settings["lock_wait"] == 3600 and settings["playbooks"]["up"] == "parrotpark.llm.gpu_up"
+    assert set(settings) <= set(parrotpark_gpu.DEFAULTS)
