@@ -1,22 +1,52 @@
 #!/usr/bin/env bash
-# The lab: run the system on this machine without a cloud account.
+# The lab: the whole system on this machine, without a cloud account.
 #
 #   scripts/lab.sh up               build images, start the lab, run site.yml
-#   scripts/lab.sh down             remove the lab's containers, volumes and network
+#   scripts/lab.sh site [args]      run site.yml against the lab again
+#   scripts/lab.sh down             remove every container, volume and network the lab made
 #   scripts/lab.sh down --images    ... and the lab's image tags
 #
-# What `up` does today: the entrance server is a systemd container on the lab
-# network, and site.yml installs and configures its container engine, which
-# then pulls and runs an image from the lab registry. The entrance services,
-# the fake Scaleway API and the GPU server join the lab in later releases.
+# What runs, all on the docker network parrotpark-lab:
+#   parrotpark-lab-registry   the lab registry (images built by lab/images)
+#   parrotpark-lab-fakescw    the fake Scaleway API; each server it creates is
+#                             a systemd container parrotpark-lab-srv-<id>
+#   parrotpark-lab-entrance   the entrance server (systemd container) with
+#                             Caddy's HTTPS published on 127.0.0.1
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$PP_ROOT"
+pp_extra_ca
 
 ENTRANCE=parrotpark-lab-entrance
 NETWORK=parrotpark-lab
 ENTRANCE_VOLUME=$ENTRANCE-docker
+FAKESCW=parrotpark-lab-fakescw
+HTTPS_PORT=${PARROTPARK_LAB_HTTPS_PORT:-8443}
+FAKESCW_PORT=${PARROTPARK_LAB_FAKESCW_PORT:-8383}
+DOMAIN=lab.parrotpark.test
+# The fake's account: the same values as inventories/lab/group_vars/all/main.yml.
+SCW_SECRET=11111111-2222-4333-8444-555555555555
+SCW_PROJECT=0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e
+
+start_fakescw() {
+  if docker container inspect "$FAKESCW" >/dev/null 2>&1; then
+    docker container start "$FAKESCW" >/dev/null
+  else
+    pp_log "starting the fake Scaleway API $FAKESCW"
+    docker run -d --name "$FAKESCW" --network "$NETWORK" --label parrotpark.lab=true \
+      --restart unless-stopped -p "127.0.0.1:$FAKESCW_PORT:8383" \
+      -v /var/run/docker.sock:/var/run/docker.sock -v "$PP_ROOT/lab:/opt/lab:ro" -e PYTHONPATH=/opt/lab \
+      parrotpark/lab-fakescw:current python3 -m fakescw --host 0.0.0.0 --port 8383 \
+      --backend docker --docker-network "$NETWORK" --docker-image parrotpark/lab-engine-trixie:current \
+      --secret-key "$SCW_SECRET" --project-id "$SCW_PROJECT" --organization-id "$SCW_PROJECT" >/dev/null
+  fi
+  local deadline=$((SECONDS + 30))
+  until curl -fsS "http://127.0.0.1:$FAKESCW_PORT/_fake/health" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || { docker logs --tail 30 "$FAKESCW" >&2; pp_die "the fake Scaleway API did not answer within 30s"; }
+    sleep 1
+  done
+}
 
 start_entrance() {
   local image=parrotpark/lab-base-trixie:current
@@ -29,63 +59,68 @@ start_entrance() {
       --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add SYS_PTRACE \
       --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
       --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp \
-      -v "$ENTRANCE_VOLUME:/var/lib/docker" \
+      -v "$ENTRANCE_VOLUME:/var/lib/docker" -p "127.0.0.1:$HTTPS_PORT:443" \
       "$image" >/dev/null
   fi
-  # systemd answers only once its bus is up; give it a bounded minute.
-  local state="" deadline=$((SECONDS + 60))
-  while [ "$SECONDS" -lt "$deadline" ]; do
-    state=$(docker exec "$ENTRANCE" systemctl is-system-running --wait 2>/dev/null || true)
-    case $state in running | degraded) break ;; esac
-    sleep 1
-  done
-  case $state in
-    running | degraded) ;;
-    *)
-      docker logs --tail 30 "$ENTRANCE" >&2 || true
-      pp_die "the entrance container did not boot within 60s (systemd says '${state:-nothing}')"
-      ;;
-  esac
+  pp_wait_systemd "$ENTRANCE"
   # The lab images have no apt lists; a real server does.
   docker exec "$ENTRANCE" sh -c 'ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q >/dev/null'
+}
+
+site() {
+  pp_log "running site.yml against inventories/lab"
+  ansible-playbook -i inventories/lab site.yml "$@"
 }
 
 up() {
   pp_setup
   pp_images
+  start_fakescw
   start_entrance
-  pp_log "running site.yml against inventories/lab"
-  ansible-playbook -i inventories/lab site.yml
-  pp_log "checking the entrance's engine against the lab registry"
-  docker exec "$ENTRANCE" docker run --rm --pull always \
-    parrotpark-lab-registry:5000/parrotpark/lab-hello:current
-  cat <<EOF
+  site
+  local password
+  password=$(cat inventories/lab/secrets/lab-user-password)
+  cat <<EOF2
 
-The lab is up.
-  entrance server:  docker exec -it $ENTRANCE bash
-  lab registry:     http://127.0.0.1:${PARROTPARK_LAB_REGISTRY_PORT:-5000}/v2/_catalog
-  run again:        ansible-playbook -i inventories/lab site.yml   (after: . .venv/bin/activate)
-  remove it:        make lab-down
+The lab is up. Its sites answer on 127.0.0.1:$HTTPS_PORT with certificates
+from Caddy's internal CA; send them the names below, for example:
+  curl -k --resolve api.$DOMAIN:$HTTPS_PORT:127.0.0.1 https://api.$DOMAIN:$HTTPS_PORT/health/liveliness
 
-Today the lab holds the entrance server with its container engine (role
-parrotpark.llm.docker). Keycloak, LiteLLM, LibreChat, the scheduler, the fake
-Scaleway API and the GPU server join it as their issues land.
-EOF
+  chat (LibreChat):   https://chat.$DOMAIN:$HTTPS_PORT
+  API (LiteLLM):      https://api.$DOMAIN:$HTTPS_PORT/v1   key: inventories/lab/secrets/litellm-master-key
+  login (Keycloak):   https://auth.$DOMAIN:$HTTPS_PORT     user: lab   password: $password
+  fake Scaleway API:  http://127.0.0.1:$FAKESCW_PORT/_fake/state
+
+The GPU server follows the schedule (scheduler_* in inventories/lab). By hand:
+  docker exec $ENTRANCE parrotpark-gpu up --force
+  docker exec $ENTRANCE parrotpark-gpu down
+Run site.yml again: scripts/lab.sh site     Remove the lab: make lab-down
+EOF2
 }
 
 down() {
   if ! command -v docker >/dev/null 2>&1 || ! pp_engine_answers; then
     pp_die "no container engine answers; nothing to remove"
   fi
-  docker container rm -f "$ENTRANCE" >/dev/null 2>&1 || true
+  local servers
+  servers=$(docker ps -aq --filter label=parrotpark.fakescw.server)
+  for id in $servers; do
+    local name
+    name=$(docker inspect -f '{{.Name}}' "$id" | sed 's#^/##')
+    docker container rm -f "$id" >/dev/null 2>&1 || true
+    docker volume rm "$name-docker" >/dev/null 2>&1 || true
+  done
+  docker container rm -f "$ENTRANCE" "$FAKESCW" >/dev/null 2>&1 || true
   docker volume rm "$ENTRANCE_VOLUME" >/dev/null 2>&1 || true
   pp_ensure_venv && pp_activate
   python lab/images/factory.py clean "$@"
-  pp_log "removed the entrance container and its volume"
+  rm -rf inventories/lab/secrets
+  pp_log "removed the lab's containers, volumes, network and secrets"
 }
 
 case ${1:-} in
   up) up ;;
+  site) shift; pp_ensure_venv && pp_activate && site "$@" ;;
   down) shift; down "$@" ;;
-  *) pp_die "usage: scripts/lab.sh up | down [--images]" ;;
+  *) pp_die "usage: scripts/lab.sh up | site [ansible-playbook args] | down [--images]" ;;
 esac

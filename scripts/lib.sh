@@ -123,12 +123,28 @@ pp_setup() {
 }
 
 # Build (or find cached) lab images and start the lab registry.
-pp_images() {
-  # Images that install from PyPI, npm or the Go module proxy during their
-  # build trust what this host trusts (a TLS-inspecting proxy's CA included),
-  # unless PARROTPARK_EXTRA_CA_BUNDLE names another bundle.
+# Lab images that install from PyPI, npm or the Go module proxy during their
+# build, and the lab's hosts, trust what this host trusts (a TLS-inspecting
+# proxy's CA included), unless PARROTPARK_EXTRA_CA_BUNDLE names another bundle.
+pp_extra_ca() {
   if [ -z "${PARROTPARK_EXTRA_CA_BUNDLE:-}" ] && [ -s /etc/ssl/certs/ca-certificates.crt ]; then
     export PARROTPARK_EXTRA_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
   fi
+}
+
+pp_images() {
+  pp_extra_ca
   python "$PP_ROOT/lab/images/factory.py" ensure
+}
+
+# Wait (a bounded minute) until systemd in container $1 has booted.
+pp_wait_systemd() {
+  local container=$1 state="" deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    state=$(docker exec "$container" systemctl is-system-running --wait 2>/dev/null || true)
+    case $state in running | degraded) return 0 ;; esac
+    sleep 1
+  done
+  docker logs --tail 30 "$container" >&2 || true
+  pp_die "$container did not boot within 60s (systemd says '${state:-nothing}')"
 }
