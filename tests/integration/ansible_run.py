@@ -109,6 +109,21 @@ def run_tasks(
     return run
 
 
+def run_playbook(
+    *args: str, cwd: Path | None = None, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook *args`` with this checkout as the collection and the test's Python on the target."""
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), *args, "-e", f"ansible_python_interpreter={sys.executable}"],
+        capture_output=True,
+        text=True,
+        env=env or ansible_env(),
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def run_inventory(
     path: Path,
     env: dict[str, str],

@@ -9,11 +9,10 @@ plays of entrance.yml and gpu_up.yml list the roles for the right hosts.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-from ansible_run import BIN, ROOT, ansible_env
+from ansible_run import ROOT, run_playbook
 
 LAYOUTS = {
     "default": (
@@ -61,14 +60,7 @@ def test_routes_follow_the_groups(tmp_path, layout):
       delegate_to: localhost
 """
     )
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook)],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        timeout=120,
-        check=False,
-    )
+    result = run_playbook("-i", str(inventory), str(playbook))
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text())
     assert data == {"routes": routes, "gateway": gateway_here, "chat": chat_here}
@@ -84,14 +76,7 @@ def test_routes_follow_the_groups(tmp_path, layout):
 def test_plays_target_the_groups(tmp_path, playbook, play, hosts):
     groups = {"entrance": ["e1"], "gateway": ["gpu1"], "chat": ["gpu1"], "inference": ["gpu1"]}
     inventory = write_inventory(tmp_path / "hosts.json", groups)
-    result = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), "--list-hosts", str(ROOT / "playbooks" / playbook)],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        timeout=120,
-        check=False,
-    )
+    result = run_playbook("-i", str(inventory), "--list-hosts", str(ROOT / "playbooks" / playbook))
     assert result.returncode == 0, result.stdout + result.stderr
     block = [part for part in result.stdout.split("play #") if play in part]
     assert block, result.stdout

@@ -44,6 +44,7 @@ from ansible_run import (
     inventory_hosts,
     overlay,
     run_inventory,
+    run_playbook,
 )
 from fake_scaleway import ACCESS_KEY, PROJECT_ID, SECRET_KEY, Seeder
 
@@ -223,25 +224,16 @@ def test_valid_input_passes_in_check_mode(tmp_path):
         "- name: Apply the role\n  hosts: localhost\n  connection: local\n  gather_facts: false\n"
         "  roles:\n    - role: parrotpark.llm.scheduler\n"
     )
-    result = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "--check",
-            "--diff",
-            "-i",
-            "localhost,",
-            "playbook.yml",
-            "-e",
-            "@vars.json",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
+    result = run_playbook(
+        "--check",
+        "--diff",
+        "-i",
+        "localhost,",
+        "playbook.yml",
+        "-e",
+        "@vars.json",
         cwd=tmp_path,
         timeout=600,
-        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -470,23 +462,14 @@ def render_role_vars(
         )
     )
     (tmp_path / "extra.json").write_text(json.dumps(variables))
-    result = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            f"{host},",
-            str(playbook),
-            "-e",
-            "@extra.json",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
+    result = run_playbook(
+        "-i",
+        f"{host},",
+        str(playbook),
+        "-e",
+        "@extra.json",
         cwd=tmp_path,
         timeout=120,
-        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return json.loads(out.read_text())
@@ -728,25 +711,16 @@ def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed
         )
     )
     (tmp_path / "extra.json").write_text(json.dumps(variables))
-    rendered = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            str(outer / "hosts.yml"),
-            str(playbook),
-            "-e",
-            "@extra.json",
-            "--vault-password-file",
-            str(password),
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-        ],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
+    rendered = run_playbook(
+        "-i",
+        str(outer / "hosts.yml"),
+        str(playbook),
+        "-e",
+        "@extra.json",
+        "--vault-password-file",
+        str(password),
         cwd=tmp_path,
         timeout=120,
-        check=False,
     )
     assert rendered.returncode == 0, rendered.stdout + rendered.stderr
     forwarded_text = templates["forwarded.yml.j2"].read_text()
