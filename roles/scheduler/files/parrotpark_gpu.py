@@ -211,13 +211,15 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def influx_line(record: dict[str, Any]) -> str:
+    """The last run of an action, without a timestamp: Telegraf reads the file
+    at every interval and stamps each reading, so the table holds a series of
+    "last outcome" samples rather than the same row again and again."""
     finished = datetime.fromisoformat(str(record["finished"]))
     seconds = int(finished.timestamp())
-    nanoseconds = seconds * 1_000_000_000 + finished.microsecond * 1000
     success = 1 if record.get("outcome") == "ok" else 0
     return (
         f"{MEASUREMENT},action={record['action']} success={success}i,exit_code={int(record['exit_code'])}i,"
-        f"duration_seconds={float(record['duration_seconds']):.1f},last_run={seconds}i {nanoseconds}"
+        f"duration_seconds={float(record['duration_seconds']):.1f},last_run={seconds}i"
     )
 
 
