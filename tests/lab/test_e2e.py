@@ -129,7 +129,7 @@ def run_unit(unit: str, timeout: float) -> None:
 
 def wait_for_window() -> None:
     """The lab's schedule is all day up to 23:59; do not start at the edge."""
-    for _ in range(90):
+    for _second in range(90):
         if entrance("parrotpark-gpu", "should-be-up", check=False).returncode == 0:
             return
         time.sleep(1)

@@ -98,7 +98,7 @@ class FakeDocker:
     @staticmethod
     def _matches(labels: dict[str, str], args: list[str]) -> bool:
         for condition in (args[i + 1] for i, arg in enumerate(args) if arg == "--filter"):
-            name, _, value = condition.removeprefix("label=").partition("=")
+            name, _equals, value = condition.removeprefix("label=").partition("=")
             if name not in labels or (value and labels[name] != value):
                 return False
         return True
