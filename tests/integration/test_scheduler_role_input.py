@@ -623,6 +623,43 @@ def test_pack_collections_names_a_missing_collection(tmp_path):
 # --------------------------------------------------------------------------
 
 
+def nested_inventory_templates(inventory: Path) -> dict[str, Path]:
+    """The role's templates of the nested inventory and where the role writes them under ``inventory``."""
+    return {
+        "hosts.yml.j2": inventory / "hosts.yml",
+        "scaleway.yml.j2": inventory / "scaleway.yml",
+        "forwarded.yml.j2": inventory / "group_vars" / "all" / "forwarded.yml",
+    }
+
+
+def write_render_playbook(playbook: Path, templates: dict[str, Path]) -> Path:
+    """A playbook that renders ``templates`` for the entrance with the role's defaults and variables."""
+    playbook.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "Render the nested inventory with the role's templates",
+                    "hosts": "entrance",
+                    "gather_facts": False,
+                    "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+                    "tasks": [
+                        {
+                            "name": f"Render {src}",
+                            "ansible.builtin.template": {
+                                "src": str(ROLE / "templates" / src),
+                                "dest": str(dest),
+                                "mode": "0600",
+                            },
+                        }
+                        for src, dest in templates.items()
+                    ],
+                }
+            ]
+        )
+    )
+    return playbook
+
+
 def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed: Seeder, run_env, tmp_path):
     network = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
     gpu = seed.server(
@@ -681,35 +718,8 @@ def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed
         "scheduler_forward_exclude": ["litellm_port"],
         "scheduler_extra_vars": {"vllm_gpu_memory_utilization": 0.8},
     }
-    playbook = tmp_path / "render.yml"
-    templates = {
-        "hosts.yml.j2": inventory / "hosts.yml",
-        "scaleway.yml.j2": inventory / "scaleway.yml",
-        "forwarded.yml.j2": inventory / "group_vars" / "all" / "forwarded.yml",
-    }
-    playbook.write_text(
-        yaml.safe_dump(
-            [
-                {
-                    "name": "Render the nested inventory with the role's templates",
-                    "hosts": "entrance",
-                    "gather_facts": False,
-                    "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
-                    "tasks": [
-                        {
-                            "name": f"Render {src}",
-                            "ansible.builtin.template": {
-                                "src": str(ROLE / "templates" / src),
-                                "dest": str(dest),
-                                "mode": "0600",
-                            },
-                        }
-                        for src, dest in templates.items()
-                    ],
-                }
-            ]
-        )
-    )
+    templates = nested_inventory_templates(inventory)
+    playbook = write_render_playbook(tmp_path / "render.yml", templates)
     (tmp_path / "extra.json").write_text(json.dumps(variables))
     rendered = run_playbook(
         "-i",
@@ -796,3 +806,32 @@ def test_schedule_file_and_command_are_what_the_program_reads(tmp_path):
     assert settings["ansible_playbook"] == "/opt/parrotpark/venv/bin/ansible-playbook"
     assert settings["lock_wait"] == 3600 and settings["playbooks"]["up"] == "parrotpark.llm.gpu_up"
     assert set(settings) <= set(parrotpark_gpu.DEFAULTS)
+
+
+def test_nested_inventory_is_the_same_bytes_in_every_run(tmp_path):
+    """A second site.yml must not rewrite the nested inventory: the rendering may not depend on Python's string
+    hashing, which changes with every process (PYTHONHASHSEED), as the order of a set operation does."""
+    outer = tmp_path / "hosts.yml"
+    outer.write_text(
+        "all:\n  children:\n"
+        "    entrance: {hosts: {entrance-1: {ansible_connection: local}}}\n"
+        "    chat: {hosts: {entrance-1: {}}}\n"
+        "    inference: {hosts: {entrance-1: {}}}\n"
+        "    gateway: {hosts: {entrance-1: {}}}\n"
+    )
+    renderings = set()
+    for seed in range(6):
+        inventory = tmp_path / f"seed-{seed}"
+        (inventory / "group_vars" / "all").mkdir(parents=True)
+        templates = nested_inventory_templates(inventory)
+        playbook = write_render_playbook(tmp_path / f"render-{seed}.yml", templates)
+        rendered = run_playbook(
+            "-i", str(outer), str(playbook), cwd=tmp_path, timeout=120, env=ansible_env({"PYTHONHASHSEED": str(seed)})
+        )
+        assert rendered.returncode == 0, rendered.stdout + rendered.stderr
+        renderings.add(tuple(path.read_text() for path in templates.values()))
+    assert len(renderings) == 1, "the nested inventory differs between runs"
+    hosts = yaml.safe_load(next(iter(renderings))[0])
+    assert list(hosts["all"]["children"]) == ["entrance", "gateway", "chat", "inference", "gpu"], (
+        "the entrance's groups in the documented order, then the GPU server's"
+    )
