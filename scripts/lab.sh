@@ -3,8 +3,9 @@
 #
 #   scripts/lab.sh up               build images, start the lab, run site.yml
 #   scripts/lab.sh site [args]      run site.yml against the lab again
-#   scripts/lab.sh down             remove every container, volume and network the lab made
-#   scripts/lab.sh down --images    ... and the lab's image tags
+#   scripts/lab.sh down             remove every container, volume and network the lab made,
+#                                   but the registry's cache volume
+#   scripts/lab.sh down --images    ... and the registry's cache volume and the lab's image tags
 #
 # What runs, all on the docker network parrotpark-lab:
 #   parrotpark-lab-registry   the lab registry (images built by lab/images)

@@ -161,7 +161,7 @@ stage_lab() {
   # (tests/lab/test_e2e.py) drives the system as its users and the scheduler
   # do, faults included, and ends with a second site.yml that must change
   # nothing; `make lab-down` then leaves no container, volume or network of
-  # the lab behind (the cached images stay). The timers stay off so that only
+  # the lab behind (the cached images and the registry's cache volume stay). The timers stay off so that only
   # the test starts the GPU services. PARROTPARK_LAB_KEEP=1 keeps a failed lab.
   local rc=0 leftover
   export PARROTPARK_LAB_TIMERS=off
@@ -179,7 +179,7 @@ stage_lab() {
   leftover=$(
     docker ps -a --format '{{.Names}}' --filter label=parrotpark.lab=true
     docker ps -a --format '{{.Names}}' --filter label=parrotpark.fakescw.server
-    docker volume ls --format '{{.Name}}' --filter name=parrotpark-lab
+    docker volume ls --format '{{.Name}}' --filter name=parrotpark-lab | grep -vx parrotpark-lab-registry-cache
     docker network ls --format '{{.Name}}' --filter name=parrotpark-lab
   )
   if [ -n "$leftover" ]; then

@@ -14,7 +14,7 @@ Usage (normally through scripts/, see docs/development.md)::
     factory.py build [NAME ...]  # build (or find cached) images
     factory.py registry          # start the lab registry and push images
     factory.py ref NAME          # print the hashed reference of an image
-    factory.py clean [--images]  # remove the registry, its volume, the network (and images)
+    factory.py clean [--images]  # remove the registry and the network (and its volume and images)
 
 Environment:
     PARROTPARK_EXTRA_CA_BUNDLE     PEM bundle trusted inside the images (proxies)
@@ -578,20 +578,24 @@ class Factory:
             self.say(f"push  {name:<16} {', '.join(targets)}  pushed in {time.monotonic() - started:.0f}s")
 
     def clean(self, images: bool) -> None:
-        """Remove the registry container, its volume, the lab network and (with images) every lab image tag."""
+        """Remove the registry container and the lab network; with images, its cache volume and every lab image tag.
+
+        The registry's volume is a cache of the pushed images, kept like the image tags, so that the next
+        run pushes only what changed instead of every layer again.
+        """
         docker("container", "rm", "-f", self.registry["container"], check=False)
-        docker("volume", "rm", self.registry["volume"], check=False)
         network = docker("network", "rm", self.registry["network"], check=False)
         if network.returncode != 0 and "not found" not in network.stderr:
             raise FactoryError(f"cannot remove the network {self.registry['network']}: {network.stderr.strip()}")
-        removed = "the lab registry, its volume and the network"
+        removed = "the lab registry and the network"
         if images:
+            docker("volume", "rm", self.registry["volume"], check=False)
             refs = docker(
                 "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"label={LABEL}=true"
             ).stdout.split()
             for ref in refs:
                 docker("image", "rm", ref, check=False)
-            removed += f" and {len(refs)} image tag(s)"
+            removed += f", the registry's cache volume and {len(refs)} image tag(s)"
         self.say(f"removed {removed}")
 
 
@@ -606,7 +610,9 @@ def main(argv: list[str] | None = None) -> int:
     registry.add_argument("names", nargs="*")
     ref = sub.add_parser("ref", help="print an image's hashed reference")
     ref.add_argument("name")
-    clean = sub.add_parser("clean", help="remove the registry, its volume and the network")
+    clean = sub.add_parser(
+        "clean", help="remove the registry and the network (with --images, its cache volume and the image tags)"
+    )
     clean.add_argument("--images", action="store_true", help="remove the lab's image tags too")
     args = parser.parse_args(argv)
     try:
