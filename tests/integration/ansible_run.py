@@ -32,6 +32,7 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "ANSIBLE_LOCALHOST_WARNING": "false",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
             "ANSIBLE_RETRY_FILES_ENABLED": "false",
+            "ANSIBLE_PIPELINING": "true",
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
         }
     )
