@@ -120,7 +120,9 @@ stage_images() { pp_images; }
 # waiting for image pulls, packages and services). Each one writes its own
 # log under .cache/molecule/; a failed scenario's log is printed in full.
 # The slowest scenarios of the last run start first (their durations are
-# kept in .cache/molecule/<scenario>.seconds), so the stage ends sooner.
+# kept in .cache/molecule/<scenario>.seconds; a fresh clone uses those of
+# molecule/durations, measured on a two-core machine), so the stage does not
+# end with one long scenario running alone.
 stage_molecule() {
   local scenario rc=0 jobs=${PP_MOLECULE_JOBS:-3} logs=$PP_CACHE/molecule
   pp_images >/dev/null || return 1 # cheap when warm; lets `test.sh molecule` run alone
@@ -138,7 +140,8 @@ stage_molecule() {
   }
   local running=0 ordered
   ordered=$(for scenario in $MOLECULE_SCENARIOS; do
-    printf '%s %s\n' "$(cat "$logs/$scenario.seconds" 2>/dev/null || echo 0)" "$scenario"
+    printf '%s %s\n' "$(cat "$logs/$scenario.seconds" 2>/dev/null ||
+      awk -v s="$scenario" '$1 == s { print $2; found = 1 } END { if (!found) print 0 }' molecule/durations)" "$scenario"
   done | sort -rn -k1,1 -s | cut -d' ' -f2)
   for scenario in $ordered; do
     if [ "$running" -ge "$jobs" ]; then
