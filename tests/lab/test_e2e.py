@@ -143,6 +143,12 @@ def chat(client, text: str) -> str:
     return reply.choices[0].message.content
 
 
+def assert_double_echoes(answer: str, text: str) -> None:
+    """The answer is the GPU server's vllm-double echoing ``text`` (lab/images/vllm-double)."""
+    assert answer.startswith(f"[vllm-double {CHAT_MODEL}] echo:"), answer
+    assert answer.endswith(f"echo: {text}"), answer
+
+
 # -- the tests, in order -------------------------------------------------------
 
 
@@ -185,13 +191,14 @@ def test_up_service_creates_the_gpu_after_out_of_stock_in_first_zone():
 
 def test_chat_completion_through_caddy_and_litellm():
     client = openai_client()
-    answer = chat(client, "parrotpark end to end")
-    assert "parrotpark end to end" in answer.lower() or answer, answer
+    assert_double_echoes(chat(client, "parrotpark end to end"), "parrotpark end to end")
     stream = client.chat.completions.create(
         model=CHAT_MODEL, messages=[{"role": "user", "content": "stream please"}], max_tokens=16, stream=True
     )
     pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    # One chunk per word of the double's answer, which arrives whole.
     assert len([p for p in pieces if p]) >= 2, pieces
+    assert_double_echoes("".join(pieces), "stream please")
     embedding = client.embeddings.create(model="bge-m3", input=["a parrot in a park"])
     assert len(embedding.data[0].embedding) >= 384
 
@@ -208,8 +215,10 @@ def test_the_answer_comes_from_the_gpu_double():
         verify=ca,
     )
     assert r.status_code == 200, r.text
-    # LiteLLM passes the model server's name for the model through.
+    # LiteLLM passes the model server's name for the model through, and the
+    # text is the double's: the request reached the GPU server's vLLM port.
     assert r.json()["model"].endswith(CHAT_MODEL), r.json()
+    assert_double_echoes(r.json()["choices"][0]["message"]["content"], "who answers?")
 
 
 def test_lab_user_gets_a_token_through_the_librechat_client():
@@ -276,11 +285,12 @@ def test_killed_model_container_is_repaired_by_the_next_up_tick():
     deadline = time.monotonic() + 60
     while True:
         try:
-            assert chat(client, "back again")
+            answer = chat(client, "back again")
             break
         except openai.APIError:
             assert time.monotonic() < deadline
             time.sleep(3)
+    assert_double_echoes(answer, "back again")
 
 
 def test_interrupted_down_is_finished_by_the_next_down():
