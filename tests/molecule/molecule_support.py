@@ -4,7 +4,9 @@
   rendered the way Ansible would (the defaults use `default`, `~`, a few
   filters and the password lookup, which reads the file the role created);
 - `converge` / `recap_changed`: run the scenario's converge playbook again
-  with extra variables, and read how many tasks it changed.
+  with extra variables, and read how many tasks it changed;
+- `wait_healthy`: a container's `docker inspect` once Docker's own health
+  check has passed (bounded: the first check runs one interval after start).
 
 A verifier imports it after putting this directory on sys.path.
 """
@@ -16,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +106,16 @@ def recap_changed(result: subprocess.CompletedProcess[str]) -> int:
     found = re.findall(r"changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", result.stdout)
     assert found, result.stdout + result.stderr
     return int(found[-1][0])
+
+
+def wait_healthy(host, name: str, timeout: float = 90) -> dict[str, Any]:
+    """``docker inspect`` of container ``name`` on the testinfra host once its health status is healthy, or the
+    last one seen when ``timeout`` seconds have passed; the caller asserts on it (with the container's log)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = host.run(f"docker inspect {name}")
+        assert result.rc == 0, f"container {name} is missing: {result.stderr}"
+        container = json.loads(result.stdout)[0]
+        if container["State"].get("Health", {}).get("Status") == "healthy" or time.monotonic() > deadline:
+            return container
+        time.sleep(2)

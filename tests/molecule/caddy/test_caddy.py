@@ -30,6 +30,9 @@ from typing import Any
 import pytest
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from molecule_support import wait_healthy
+
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULTS = yaml.safe_load((ROOT / "roles/caddy/defaults/main.yml").read_text())
 BUILTIN_SITES = ("chat", "api", "auth")
@@ -188,14 +191,8 @@ def test_mounts(container, role_vars):
 def test_container_healthy(host, role_vars):
     """Docker's health check (the admin API, through wget in the image) reports healthy."""
     name = role_vars["caddy_container_name"]
-    status = ""
-    for _attempt in range(45):
-        status = host.check_output(f"docker inspect --format '{{{{.State.Health.Status}}}}' {name}")
-        if status == "healthy":
-            return
-        time.sleep(2)
-    print(host.run(f"docker logs --tail 50 {name}").stderr)
-    pytest.fail(f"container {name} is {status}, not healthy")
+    status = wait_healthy(host, name)["State"].get("Health", {}).get("Status")
+    assert status == "healthy", f"container {name} is {status}:\n{host.run(f'docker logs --tail 50 {name}').stderr}"
 
 
 def test_internal_ca_kept_on_persistent_storage(host, role_vars):

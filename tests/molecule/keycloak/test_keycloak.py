@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from molecule_support import converge, recap_changed, resolve
+from molecule_support import converge, recap_changed, resolve, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -47,10 +47,7 @@ def role_vars(host) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def container(host, role_vars) -> dict[str, Any]:
-    name = role_vars["keycloak_container_name"]
-    result = host.run(f"docker inspect {name}")
-    assert result.rc == 0, f"container {name} is missing: {result.stderr}"
-    return json.loads(result.stdout)[0]
+    return wait_healthy(host, role_vars["keycloak_container_name"])
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,17 @@ own database, and a nightly dump restores into a fresh server with the same rows
 
 from __future__ import annotations
 
-import json
 import shlex
 import stat
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from molecule_support import wait_healthy
 
 DEFAULTS = yaml.safe_load((Path(__file__).parents[3] / "roles/pgvector/defaults/main.yml").read_text())
 FRESH = "pp-pgvector-fresh"
@@ -58,7 +61,7 @@ def local_sql(host, container: str, database: str, sql: str) -> str:
 
 @pytest.fixture(scope="module")
 def inspect(host, role_vars):
-    return json.loads(host.check_output(f"docker inspect {role_vars['pgvector_container_name']}"))[0]
+    return wait_healthy(host, role_vars["pgvector_container_name"])
 
 
 def test_container_runs_healthy_with_bounded_logs(host, inspect, role_vars):

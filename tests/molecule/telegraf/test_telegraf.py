@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from molecule_support import converge, recap_changed, resolve
+from molecule_support import converge, recap_changed, resolve, wait_healthy
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -190,13 +190,8 @@ def test_container_runs_the_image_in_the_host_network(host, container, role_vars
 
 def test_container_becomes_healthy(host, role_vars):
     """Docker's health check (the health endpoint over its unix socket) passes; bounded wait."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        state = inspect(host, role_vars["telegraf_container_name"])["State"]
-        status = state.get("Health", {}).get("Status")
-        if status == "healthy" or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+    state = wait_healthy(host, role_vars["telegraf_container_name"], WAIT_SECONDS)["State"]
+    status = state.get("Health", {}).get("Status")
     assert status == "healthy", f"{status}: {state.get('Health')}\n{log_of(host, role_vars)}"
 
 

@@ -33,6 +33,9 @@ if str(ROOT / "collections") not in sys.path:
 
 from ansible_collections.parrotpark.llm.plugins.filter.vllm_fit import vllm_fit  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from molecule_support import wait_healthy  # noqa: E402
+
 ENV = jinja2.Environment(undefined=jinja2.ChainableUndefined)
 
 
@@ -97,12 +100,6 @@ def models(role_vars) -> list[dict[str, Any]]:
     return enabled
 
 
-def inspect(host, name: str) -> dict[str, Any]:
-    result = host.run(f"docker inspect {name}")
-    assert result.rc == 0, f"container {name} is missing: {result.stderr}"
-    return json.loads(result.stdout)[0]
-
-
 def logs(host, name: str) -> str:
     result = host.run(f"docker logs --tail 60 {name}")
     return result.stdout + result.stderr
@@ -110,7 +107,9 @@ def logs(host, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def containers(host, models) -> dict[str, dict[str, Any]]:
-    return {model["name"]: inspect(host, model["container"]) for model in models}
+    # Docker's first health check runs one interval (30 s) after the start,
+    # which can be later than the role's own wait on /health.
+    return {model["name"]: wait_healthy(host, model["container"]) for model in models}
 
 
 def request(url: str, key: str | None = None, body: dict | None = None) -> tuple[int, dict[str, str], Any]:
