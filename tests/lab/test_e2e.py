@@ -186,6 +186,11 @@ def test_up_service_creates_the_gpu_after_out_of_stock_in_first_zone():
     assert listed[0]["state"] == "running"
     timings = json.loads(entrance("cat", "/var/lib/parrotpark/scheduler/gpu_up-timings.json").stdout)
     assert timings["zone"] == "pl-waw-2"
+    assert timings["created_now"] is True, timings
+    phases = timings["phases_seconds"]
+    assert set(phases) == {"create", "boot", "deploy", "healthy", "first_token"}, timings
+    assert all(float(seconds) >= 0 for seconds in phases.values()), timings
+    assert abs(sum(float(seconds) for seconds in phases.values()) - float(timings["total_seconds"])) < 1, timings
     print("gpu_up phases:", json.dumps(timings["phases_seconds"]), "total", timings["total_seconds"])
 
 
