@@ -111,8 +111,9 @@ stage_build() {
   echo "built, installed and documented: $(basename "$out"/parrotpark-llm-*.tar.gz)"
 }
 
-# Two workers: most of the time goes to ansible-playbook processes.
-stage_integration() { python -m pytest -q -n "${PP_TEST_WORKERS:-2}" tests/integration; }
+# Two workers: most of the time goes to ansible-playbook processes. The 15
+# slowest tests are listed, to show where the stage spends its time.
+stage_integration() { python -m pytest -q -n "${PP_TEST_WORKERS:-2}" --durations=15 tests/integration; }
 
 stage_images() { pp_images; }
 
