@@ -1,6 +1,7 @@
 """Benchmark: how long the scheduler's gpu_up takes, phase by phase, and an idempotent site.yml run, in the lab.
 
-Needs a running lab (`make lab`). Sets the fake Scaleway API's transition time
+Needs a running lab with its timers off (`PARROTPARK_LAB_TIMERS=off make lab`,
+so that no timer starts a run during the benchmark). Sets the fake Scaleway API's transition time
 and latency to zero, so what is measured is Parrotpark's own orchestration
 (the fake's servers are systemd containers that really boot, pull images from
 the lab registry and start the vLLM double). Then, ``--rounds`` times: the
@@ -93,7 +94,15 @@ def main() -> int:
         ["docker", "inspect", "-f", "{{.State.Running}}", ENTRANCE], capture_output=True, text=True, check=False
     )
     if state.stdout.strip() != "true":
-        sys.exit(f"the lab is not up ({ENTRANCE} is not running): run `make lab` first")
+        sys.exit(f"the lab is not up ({ENTRANCE} is not running): run `PARROTPARK_LAB_TIMERS=off make lab` first")
+    timer = subprocess.run(
+        ["docker", "exec", ENTRANCE, "systemctl", "is-active", "parrotpark-gpu-up.timer"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if timer.stdout.strip() == "active":
+        sys.exit("the lab's up timer is active: bring the lab up with `PARROTPARK_LAB_TIMERS=off make lab`")
 
     fake("PUT", "/_fake/config", {"transition_seconds": 0, "latency": 0})
     cold, warm = [], []
@@ -106,7 +115,7 @@ def main() -> int:
     unit("parrotpark-gpu-down.service")
 
     started = time.monotonic()
-    site = run(str(ROOT / "scripts" / "lab.sh"), "site")
+    site = run("env", "PARROTPARK_LAB_TIMERS=off", str(ROOT / "scripts" / "lab.sh"), "site")
     site_seconds = round(time.monotonic() - started, 1)
     recap = re.search(r"^parrotpark-lab-entrance\s+: ok=(\d+)\s+changed=(\d+)", site.stdout, re.M)
     if not recap:
