@@ -5,8 +5,9 @@
   filters and the password lookup, which reads the file the role created);
 - `converge` / `recap_changed`: run the scenario's converge playbook again
   with extra variables, and read how many tasks it changed;
-- `wait_healthy`: a container's `docker inspect` once Docker's own health
-  check has passed (bounded: the first check runs one interval after start).
+- `inspect_container` / `wait_healthy`: a container's `docker inspect` on the
+  testinfra host, now or once Docker's own health check has passed (bounded:
+  the first check runs one interval after start).
 
 A verifier imports it after putting this directory on sys.path.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -108,14 +110,19 @@ def recap_changed(result: subprocess.CompletedProcess[str]) -> int:
     return int(found[-1][0])
 
 
+def inspect_container(host, name: str) -> dict[str, Any]:
+    """``docker inspect`` of container ``name`` on the testinfra host; fails when there is no such container."""
+    result = host.run(f"docker inspect {shlex.quote(name)}")
+    assert result.rc == 0, f"container {name} is missing: {result.stderr}"
+    return json.loads(result.stdout)[0]
+
+
 def wait_healthy(host, name: str, timeout: float = 90) -> dict[str, Any]:
     """``docker inspect`` of container ``name`` on the testinfra host once its health status is healthy, or the
     last one seen when ``timeout`` seconds have passed; the caller asserts on it (with the container's log)."""
     deadline = time.monotonic() + timeout
     while True:
-        result = host.run(f"docker inspect {name}")
-        assert result.rc == 0, f"container {name} is missing: {result.stderr}"
-        container = json.loads(result.stdout)[0]
+        container = inspect_container(host, name)
         if container["State"].get("Health", {}).get("Status") == "healthy" or time.monotonic() > deadline:
             return container
         time.sleep(2)

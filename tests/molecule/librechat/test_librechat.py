@@ -34,6 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from molecule_support import converge, recap_changed, resolve
+from molecule_support import inspect_container as inspect
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -47,12 +48,6 @@ def role_vars(host) -> dict[str, Any]:
     variables = {**DEFAULTS, **host.ansible.get_variables()}
     variables.setdefault("playbook_dir", str(ROOT / "molecule" / "_shared"))
     return resolve(variables, "librechat_")
-
-
-def inspect(host, name: str) -> dict[str, Any]:
-    result = host.run(f"docker inspect {name}")
-    assert result.rc == 0, f"container {name} is missing: {result.stderr}"
-    return json.loads(result.stdout)[0]
 
 
 def environment(container: dict[str, Any]) -> dict[str, str]:

@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from molecule_support import converge, recap_changed
+from molecule_support import converge, inspect_container, recap_changed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -78,9 +78,7 @@ def probe(host):
 
 @pytest.fixture(scope="module")
 def container(host, lab) -> dict[str, Any]:
-    result = host.run(f"docker inspect {lab['litellm_container_name']}")
-    assert result.rc == 0, f"container {lab['litellm_container_name']} is missing: {result.stderr}"
-    return json.loads(result.stdout)[0]
+    return inspect_container(host, lab["litellm_container_name"])
 
 
 def auth(key: str) -> dict[str, str]:

@@ -34,6 +34,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from molecule_support import converge, recap_changed, resolve, wait_healthy
+from molecule_support import inspect_container as inspect
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -70,12 +71,6 @@ def role_vars(host) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def container(host, role_vars) -> dict[str, Any]:
     return inspect(host, role_vars["telegraf_container_name"])
-
-
-def inspect(host, name: str) -> dict[str, Any]:
-    result = host.run(f"docker inspect {shlex.quote(name)}")
-    assert result.rc == 0, f"container {name} is missing: {result.stderr}"
-    return json.loads(result.stdout)[0]
 
 
 def log_of(host, role_vars) -> str:
