@@ -4,7 +4,7 @@
 #   scripts/test.sh                 # all stages
 #   scripts/test.sh lint unit       # only these stages (setup always runs)
 #
-# Stages: setup lint sanity unit build integration images molecule lab
+# Stages: setup lint sanity unit build integration images molecule lab seeds
 # Each stage prints its own output; the end shows how long each stage took and
 # a summary line. Exit status is non-zero when any stage failed.
 set -uo pipefail
@@ -12,7 +12,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PP_ROOT" || exit 1
 
-ALL_STAGES=(lint sanity unit build integration images molecule lab)
+ALL_STAGES=(lint sanity unit build integration images molecule lab seeds)
 declare -a STAGE_NAMES=() STAGE_RESULTS=() STAGE_TIMES=()
 
 # The molecule scenarios to run (default: all of them).
@@ -160,19 +160,20 @@ stage_molecule() {
   return $rc
 }
 
-stage_lab() {
-  # The README's first command works, then the end-to-end test
-  # (tests/lab/test_e2e.py) drives the system as its users and the scheduler
-  # do, faults included, and ends with a second site.yml that must change
-  # nothing; `make lab-down` then leaves no container, volume or network of
-  # the lab behind (the cached images and the registry's cache volume stay). The timers stay off so that only
-  # the test starts the GPU services. PARROTPARK_LAB_KEEP=1 keeps a failed lab.
-  local rc=0 leftover
-  export PARROTPARK_LAB_TIMERS=off
+# The lab in one layout: the README's first command works, then the
+# end-to-end test of that layout drives the system as its users and the
+# scheduler do, and ends with a second site.yml that must change nothing;
+# `make lab-down` then leaves no container, volume or network of the lab
+# behind (the cached images and the registry's cache volume stay). The timers
+# stay off so that only the test starts the GPU services.
+# PARROTPARK_LAB_KEEP=1 keeps a failed lab.
+lab_in_layout() {
+  local layout=$1 tests=$2 rc=0 leftover
+  export PARROTPARK_LAB_TIMERS=off PARROTPARK_LAB_LAYOUT=$layout
   scripts/lab.sh up || rc=1
   if [ "$rc" -eq 0 ]; then
-    printf -- '-------- end-to-end test --------\n'
-    python -m pytest tests/lab -v -x -p no:cacheprovider -o addopts= --durations=0 || rc=1
+    printf -- '-------- end-to-end test (%s layout) --------\n' "$layout"
+    python -m pytest "$tests" -v -x -p no:cacheprovider -o addopts= --durations=0 || rc=1
   fi
   if [ "$rc" -ne 0 ] && [ "${PARROTPARK_LAB_KEEP:-0}" = 1 ]; then
     echo "the lab is kept for inspection (make lab-down removes it)"
@@ -199,6 +200,12 @@ stage_lab() {
   return $rc
 }
 
+# The default layout (gateway and chat on the entrance), faults included.
+stage_lab() { lab_in_layout default tests/lab/test_e2e.py; }
+
+# The seeds' layout: LiteLLM and LibreChat on the GPU server.
+stage_seeds() { lab_in_layout seeds tests/lab/test_e2e_seeds.py; }
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=("${ALL_STAGES[@]}")
 for stage in "${stages[@]}"; do
@@ -211,7 +218,7 @@ if ! run_stage setup stage_setup; then
 else
   images_ok=true
   for stage in "${stages[@]}"; do
-    if [[ $stage == molecule || $stage == lab ]] && [ "$images_ok" = false ]; then
+    if [[ $stage == molecule || $stage == lab || $stage == seeds ]] && [ "$images_ok" = false ]; then
       skip_stage "$stage" "images failed"
       continue
     fi

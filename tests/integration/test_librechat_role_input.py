@@ -135,6 +135,14 @@ CASES = {
         {"librechat_listen_addresses": []},
         [r"librechat_listen_addresses must list at least one IP address"],
     ),
+    "extra host with an address that is not an IP": (
+        {"librechat_extra_hosts": {"auth.example.test": "gateway"}},
+        [r"librechat_extra_hosts must map host names to IP addresses", r"'auth.example.test': 'gateway'"],
+    ),
+    "extra host name with a space": (
+        {"librechat_extra_hosts": {"auth example": "10.0.0.2"}},
+        [r"librechat_extra_hosts must map host names to IP addresses", r"'auth example': '10.0.0.2'"],
+    ),
     "port out of range": ({"librechat_port": 70000}, [r"librechat_port must be between 1 and 65535 \(got 70000\)"]),
     "wrong type": ({"librechat_port": "eighty"}, [r"librechat_port", r"int"]),
     "bad environment name": (
@@ -175,6 +183,7 @@ def test_valid_input_passes_and_generates_the_secrets(tmp_path):
         **S3,
         "librechat_openid_required_role": "chat-user",
         "librechat_env": {"DEBUG_LOGGING": "true"},
+        "librechat_extra_hosts": {"auth.example.test": "10.0.0.2"},
     }
     result = run_role_check(tmp_path, "librechat", variables)
     output = result.stdout + result.stderr

@@ -4,11 +4,14 @@ The default layout (gateway and chat on the entrance) and the seeds' layout
 (LiteLLM and LibreChat on the GPU server) give the playbooks' shared
 settings (playbooks/vars/gpu.yml) different Caddy routes and upstreams; the
 plays of entrance.yml and gpu_up.yml list the roles for the right hosts.
+A layout that splits LiteLLM from LibreChat, or a seeds' layout without what
+it needs, is refused before anything runs.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,11 +27,6 @@ LAYOUTS = {
         {"entrance": ["e1"], "gateway": [], "chat": [], "inference": []},
         [{"name": "gpu-4000", "port": 4000}, {"name": "gpu-3080", "port": 3080}],
         (False, False),
-    ),
-    "gateway on the entrance, chat on the GPU": (
-        {"entrance": ["e1"], "gateway": ["e1"], "chat": [], "inference": []},
-        [{"name": "gpu-8000", "port": 8000}, {"name": "gpu-8001", "port": 8001}, {"name": "gpu-3080", "port": 3080}],
-        (True, False),
     ),
 }
 
@@ -81,3 +79,45 @@ def test_plays_target_the_groups(tmp_path, playbook, play, hosts):
     block = [part for part in result.stdout.split("play #") if play in part]
     assert block, result.stdout
     assert hosts in block[0], block[0]
+
+
+REFUSED_LAYOUTS = {
+    "gateway on the entrance, chat on the GPU": (
+        {"entrance": ["e1"], "gateway": ["e1"], "chat": [], "inference": []},
+        {},
+        [r"is in the group gateway\s+but not in the group chat", r"both on the entrance"],
+    ),
+    "chat on the entrance, gateway on the GPU": (
+        {"entrance": ["e1"], "gateway": [], "chat": ["e1"], "inference": []},
+        {},
+        [r"is in the group chat\s+but not in the group gateway"],
+    ),
+    "seeds without an external MongoDB": (
+        {"entrance": ["e1"], "gateway": [], "chat": [], "inference": []},
+        {"pgvector_listen_addresses": ["10.0.0.2"], "pgvector_allowed_networks": ["10.0.0.0/24"]},
+        [r"Set librechat_mongodb_enabled to false and librechat_mongo_uri", r"librechat_mongo_uri empty"],
+    ),
+    "seeds with PostgreSQL unreachable from the GPU server": (
+        {"entrance": ["e1"], "gateway": [], "chat": [], "inference": []},
+        {"librechat_mongodb_enabled": False, "librechat_mongo_uri": "mongodb://db.example.test:27017/LibreChat"},
+        [r"publish\s+PostgreSQL on the private network with pgvector_listen_addresses", r"got\s+\[\] and \[\]"],
+    ),
+}
+
+
+@pytest.mark.parametrize("layout", REFUSED_LAYOUTS)
+def test_entrance_refuses_a_layout_it_cannot_deploy(tmp_path, layout):
+    """entrance.yml stops before any role when the groups split LiteLLM from LibreChat, or the seeds' layout
+    lacks what a GPU server destroyed every evening needs; the message names the groups or variables."""
+    groups, variables, patterns = REFUSED_LAYOUTS[layout]
+    inventory = write_inventory(tmp_path / "hosts.json", groups)
+    (tmp_path / "vars.json").write_text(json.dumps({"parrotpark_domain": "example.test", **variables}))
+    result = run_playbook(
+        "--check", "-i", str(inventory), str(ROOT / "playbooks" / "entrance.yml"), "-e", f"@{tmp_path / 'vars.json'}"
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert re.search(r"e1\s*:.*changed=0.*failed=1", output), output
+    for pattern in patterns:
+        assert re.search(pattern, output), (pattern, output)
+    assert "parrotpark.llm.docker" not in output, "a role ran before the layout was checked"

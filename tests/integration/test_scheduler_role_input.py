@@ -194,11 +194,28 @@ def test_bad_input_fails_before_any_change(tmp_path, case):
     assert_bad_input_refused(tmp_path, "scheduler", overlay(BASE, variables), patterns, SECRETS)
 
 
+# LiteLLM's and LibreChat's secrets under the entrance's name, which the
+# nested runs need in the seeds' layout (the entrance in neither gateway nor
+# chat, as localhost is in these tests).
+SEEDS_SECRET_FILES = [
+    "postgres-litellm",
+    "litellm-salt-key",
+    "postgres-rag",
+    "keycloak-librechat-client-secret",
+    "librechat-openid-session-secret",
+    "librechat-creds-key",
+    "librechat-creds-iv",
+    "librechat-jwt-secret",
+    "librechat-jwt-refresh-secret",
+]
+
+
 def write_secrets(root: Path, host: str = "localhost") -> dict[str, str]:
     files = {
         "vllm-api-key": "vllm-key-0123456789abcdef",
         "litellm-master-key": "sk-master-0123456789abcdef",
         f"{host}/postgres-metrics": "metrics-password-0123456789",
+        **{f"{host}/{name}": f"{name}-secret-0123456789abcdef" for name in SEEDS_SECRET_FILES},
     }
     for name, content in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -660,7 +677,18 @@ def write_render_playbook(playbook: Path, templates: dict[str, Path]) -> Path:
     return playbook
 
 
-def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed: Seeder, run_env, tmp_path):
+# The outer inventory's gateway and chat groups in each layout, and where the
+# nested inventory then puts LiteLLM and LibreChat.
+SERVICE_GROUPS = {
+    "default": "    gateway: {hosts: {entrance-1: {}}}\n    chat: {hosts: {entrance-1: {}}}\n",
+    "seeds": "",
+}
+SERVICES_ON = {"default": {"entrance-1"}, "seeds": {"parrotpark-gpu"}}
+
+
+@pytest.mark.parametrize("layout", ["default", "seeds"])
+def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed: Seeder, run_env, tmp_path, layout):
+    """In the default layout the entrance keeps gateway and chat; in the seeds' layout the GPU server gets them."""
     network = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
     gpu = seed.server(
         "parrotpark-gpu",
@@ -699,15 +727,13 @@ def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed
     outer = tmp_path / "outer"
     (outer / "host_vars").mkdir(parents=True)
     (outer / "hosts.yml").write_text(
-        "all:\n  children:\n"
-        "    entrance: {hosts: {entrance-1: {ansible_connection: local}}}\n"
-        "    gateway: {hosts: {entrance-1: {}}}\n"
-        "    chat: {hosts: {entrance-1: {}}}\n"
+        "all:\n  children:\n    entrance: {hosts: {entrance-1: {ansible_connection: local}}}\n" + SERVICE_GROUPS[layout]
     )
     (outer / "host_vars" / "entrance-1.yml").write_text(
         f"{vaulted.strip()}\n"
         "docker_daemon_insecure_registries: [parrotpark-lab-registry:5000]\n"
         "litellm_port: 4000\n"
+        "librechat_mongo_uri: mongodb://chat-db.example.test:27017/LibreChat\n"
         "telegraf_hostname: '{{ inventory_hostname }}-outer'\n"
         "other_setting: not forwarded\n"
         "ansible_user: debian\n"
@@ -745,7 +771,7 @@ def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed
     assert group_members(data, "inference") == {"parrotpark-gpu"}, "only the Instance named parrotpark_gpu_name"
     assert group_members(data, "gpu") == {"parrotpark-gpu"}
     assert group_members(data, "entrance") == {"entrance-1"}
-    assert group_members(data, "gateway") == {"entrance-1"} and group_members(data, "chat") == {"entrance-1"}
+    assert group_members(data, "gateway") == group_members(data, "chat") == SERVICES_ON[layout]
     assert "web-1" not in hosts and "far-gpu" not in hosts, "other tags and zones are not listed"
 
     server = hosts["parrotpark-gpu"]
@@ -757,6 +783,7 @@ def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed
     assert server["vllm_api_key"] == "vaulted-vllm-key-0123456789", "decrypted for the nested runs"
     assert server["docker_daemon_insecure_registries"] == ["parrotpark-lab-registry:5000"]
     assert server["telegraf_hostname"] == "entrance-1-outer", "rendered in the outer run"
+    assert server["librechat_mongo_uri"] == "mongodb://chat-db.example.test:27017/LibreChat"
     assert server["vllm_gpu_memory_utilization"] == 0.8
     assert server["parrotpark_secrets_dir"] == "/etc/parrotpark/scheduler/secrets"
     for name in ("litellm_port", "other_setting"):
@@ -835,3 +862,16 @@ def test_nested_inventory_is_the_same_bytes_in_every_run(tmp_path):
     assert list(hosts["all"]["children"]) == ["entrance", "gateway", "chat", "inference", "gpu"], (
         "the entrance's groups in the documented order, then the GPU server's"
     )
+
+
+def test_seeds_layout_gives_the_gpu_the_services_and_their_secrets(tmp_path):
+    """An entrance in neither gateway nor chat (localhost here): the GPU server joins both groups in the nested
+    runs, and the scheduler copies LiteLLM's and LibreChat's secrets kept under the entrance's name."""
+    rendered = render_role_vars(tmp_path, ["scheduler_gpu_groups", "scheduler_secret_files"], {})
+    assert rendered["scheduler_gpu_groups"] == ["inference", "gpu", "gateway", "chat"]
+    assert rendered["scheduler_secret_files"] == [
+        "vllm-api-key",
+        "litellm-master-key",
+        "localhost/postgres-metrics",
+        *(f"localhost/{name}" for name in SEEDS_SECRET_FILES),
+    ]

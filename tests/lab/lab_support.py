@@ -1,0 +1,263 @@
+"""What the end-to-end tests of the lab share: names, clients and waits.
+
+The lab is up (``scripts/lab.sh up``) in the layout PARROTPARK_LAB_LAYOUT
+names (default or seeds); its inventory, and so its secrets directory,
+follow the layout. Everything talks to 127.0.0.1 (the published ports of
+the lab) or runs inside the lab's containers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+from pathlib import Path
+
+import openai
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYOUT = os.environ.get("PARROTPARK_LAB_LAYOUT", "default")
+INVENTORY = ROOT / "inventories" / ("lab-seeds" if LAYOUT == "seeds" else "lab")
+SECRETS = INVENTORY / "secrets"
+ENTRANCE = "parrotpark-lab-entrance"
+DOMAIN = "lab.parrotpark.test"
+HTTPS_PORT = 8443
+FAKE = "http://127.0.0.1:8383"
+CHAT_MODEL = "mistral-nemo-12b"
+LAB_CA = ROOT / ".cache" / "lab-ca.crt"
+
+# Bounds of every wait of the tests.
+UP_TIMEOUT = 900
+DOWN_TIMEOUT = 600
+
+
+def only_in_layout(layout: str):
+    """Mark a test module as one layout's: the lab runs one layout at a time."""
+    return pytest.mark.skipif(LAYOUT != layout, reason=f"the lab runs the {LAYOUT} layout, not {layout}")
+
+
+# Names of the lab resolve to the published HTTPS port on 127.0.0.1 (the lab
+# has no DNS; a browser user adds them to /etc/hosts).
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _lab_getaddrinfo(host, port, *args, **kwargs):
+    if isinstance(host, str) and host.endswith("." + DOMAIN):
+        return _real_getaddrinfo("127.0.0.1", HTTPS_PORT if int(port or 443) == 443 else port, *args, **kwargs)
+    return _real_getaddrinfo(host, port, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def lab_names():
+    socket.getaddrinfo = _lab_getaddrinfo
+    yield
+    socket.getaddrinfo = _real_getaddrinfo
+
+
+def sh(*argv: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def entrance(*argv: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return sh("docker", "exec", ENTRANCE, *argv, timeout=timeout, check=check)
+
+
+def fake_state() -> dict:
+    return requests.get(f"{FAKE}/_fake/state", timeout=10).json()
+
+
+def billable(state: dict) -> dict[str, int]:
+    """What the fake cloud would bill: servers, volumes, flexible IPs."""
+    return {
+        "servers": len(state["servers"]),
+        "volumes": len(state["volumes"]) + len(state["instance_volumes"]),
+        "ips": len(state["ips"]),
+    }
+
+
+def lab_address(container: str) -> str:
+    """A lab container's address on the lab network (the "private network")."""
+    fmt = '{{(index .NetworkSettings.Networks "parrotpark-lab").IPAddress}}'
+    return sh("docker", "inspect", "-f", fmt, container).stdout.strip()
+
+
+def gpu_servers() -> list[dict]:
+    return [s for s in fake_state()["servers"] if s["name"] == "parrotpark-gpu"]
+
+
+def gpu_container() -> str:
+    """The systemd container the fake cloud backs the GPU server with."""
+    return "parrotpark-lab-srv-" + gpu_servers()[0]["id"][:8]
+
+
+def on_gpu(*argv: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return sh("docker", "exec", gpu_container(), *argv, timeout=timeout, check=check)
+
+
+def api_key() -> str:
+    key = (SECRETS / "litellm-master-key").read_text().strip()
+    return key if key.startswith("sk-") else "sk-" + key
+
+
+def lab_ca() -> str:
+    """Caddy's internal root certificate, from the entrance."""
+    out = entrance("docker", "exec", "parrotpark-caddy", "cat", "/data/caddy/pki/authorities/local/root.crt").stdout
+    LAB_CA.parent.mkdir(parents=True, exist_ok=True)
+    LAB_CA.write_text(out)
+    return str(LAB_CA)
+
+
+def openai_client():
+    return openai.OpenAI(
+        base_url=f"https://api.{DOMAIN}/v1",
+        api_key=api_key(),
+        http_client=openai.DefaultHttpxClient(verify=ssl.create_default_context(cafile=lab_ca()), timeout=60),
+        max_retries=0,
+    )
+
+
+def psql(sql: str, database: str = "metrics") -> str:
+    return entrance(
+        "docker", "exec", "parrotpark-postgres", "psql", "-U", "postgres", "-d", database, "-tAc", sql
+    ).stdout.strip()
+
+
+def table_exists(name: str) -> bool:
+    return psql(f"SELECT count(*) FROM pg_tables WHERE tablename = '{name}'") == "1"
+
+
+def count_rows(table: str, what: str = "*") -> int:
+    """count(what) of a metrics table; 0 while Telegraf has not created it."""
+    return int(psql(f'SELECT count({what}) FROM "{table}"')) if table_exists(table) else 0
+
+
+def journal(unit: str) -> str:
+    return entrance("journalctl", "-u", unit, "--no-pager", "-n", "200", check=False).stdout
+
+
+def run_unit(unit: str, timeout: float) -> None:
+    """Start a oneshot service and wait for it; fail with its journal."""
+    started = entrance("systemctl", "start", unit, timeout=timeout, check=False)
+    if started.returncode != 0:
+        raise AssertionError(f"{unit} failed:\n{started.stderr}\n{journal(unit)[-6000:]}")
+
+
+def wait_for_window() -> None:
+    """The lab's schedule is all day up to 23:59; do not start at the edge."""
+    for _second in range(90):
+        if entrance("parrotpark-gpu", "should-be-up", check=False).returncode == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("the lab's schedule never said the GPU should be up")
+
+
+def chat(client, text: str) -> str:
+    reply = client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": text}], max_tokens=16
+    )
+    return reply.choices[0].message.content
+
+
+def assert_double_echoes(answer: str, text: str) -> None:
+    """The answer is the GPU server's vllm-double echoing ``text`` (lab/images/vllm-double)."""
+    assert answer.startswith(f"[vllm-double {CHAT_MODEL}] echo:"), answer
+    assert answer.endswith(f"echo: {text}"), answer
+
+
+def assert_offline(words: str) -> None:
+    """The gateway answers the offline error of Caddy's route."""
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(openai_client(), "anyone there?")
+    assert words in str(caught.value).lower(), caught.value
+
+
+def assert_completions_stream_and_embed() -> None:
+    """A completion, a streamed one and an embedding through Caddy and LiteLLM, answered by the GPU's double."""
+    client = openai_client()
+    assert_double_echoes(chat(client, "parrotpark end to end"), "parrotpark end to end")
+    stream = client.chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "stream please"}], max_tokens=16, stream=True
+    )
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    # One chunk per word of the double's answer, which arrives whole.
+    assert len([p for p in pieces if p]) >= 2, pieces
+    assert_double_echoes("".join(pieces), "stream please")
+    embedding = client.embeddings.create(model="bge-m3", input=["a parrot in a park"])
+    assert len(embedding.data[0].embedding) >= 384
+
+
+def assert_gpu_up_timings(zone: str | None = None) -> dict:
+    """gpu_up's timings file: the five phases, none negative, adding up to the total."""
+    timings = json.loads(entrance("cat", "/var/lib/parrotpark/scheduler/gpu_up-timings.json").stdout)
+    if zone:
+        assert timings["zone"] == zone
+    assert timings["created_now"] is True, timings
+    phases = timings["phases_seconds"]
+    assert set(phases) == {"create", "boot", "deploy", "healthy", "first_token"}, timings
+    assert all(float(seconds) >= 0 for seconds in phases.values()), timings
+    assert abs(sum(float(seconds) for seconds in phases.values()) - float(timings["total_seconds"])) < 1, timings
+    print("gpu_up phases:", json.dumps(timings["phases_seconds"]), "total", timings["total_seconds"])
+    return timings
+
+
+def keycloak_login(session: requests.Session, authorization_url: str, ca: str) -> str:
+    """Log the lab user in on Keycloak's page at ``authorization_url``; return the redirect to the client."""
+    password = (SECRETS / "lab-user-password").read_text().strip()
+    page = session.get(authorization_url, timeout=30, verify=ca)
+    assert page.status_code == 200, page.text[:500]
+    action = html.unescape(re.search(r'action="([^"]+)"', page.text).group(1))
+    login = session.post(
+        action, data={"username": "lab", "password": password}, allow_redirects=False, timeout=30, verify=ca
+    )
+    assert login.status_code == 302, login.text[:500]
+    return login.headers["Location"]
+
+
+def exchange_code(session: requests.Session, location: str, redirect_uri: str, ca: str) -> dict:
+    """Exchange the code in ``location`` for tokens as the librechat client (the entrance's client secret)."""
+    assert location.startswith(redirect_uri), location
+    code = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)["code"][0]
+    client_secret = (SECRETS / ENTRANCE / "keycloak-librechat-client-secret").read_text().strip()
+    token = session.post(
+        f"https://auth.{DOMAIN}/realms/parrotpark/protocol/openid-connect/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+        auth=("librechat", client_secret),
+        timeout=30,
+        verify=ca,
+    )
+    assert token.status_code == 200, token.text
+    assert token.json()["id_token"], token.json()
+    return token.json()
+
+
+def assert_nothing_billable_after_down() -> None:
+    counts = billable(fake_state())
+    assert counts == {"servers": 0, "volumes": 0, "ips": 0}, counts
+    left = sh("docker", "ps", "-aq", "--filter", "label=parrotpark.fakescw.server").stdout.split()
+    assert left == [], left
+    assert "Nothing billable is left" in journal("parrotpark-gpu-down.service")
+
+
+def container_state(name: str) -> str:
+    fmt = "{{.State.Status}}{{if .State.Health}} {{.State.Health.Status}}{{end}}"
+    return entrance("docker", "inspect", "-f", fmt, name, check=False).stdout.strip() or "missing"
+
+
+def assert_second_site_run_changes_nothing() -> None:
+    out = sh(str(ROOT / "scripts" / "lab.sh"), "site", timeout=1800)
+    recap = re.search(r"^parrotpark-lab-entrance\s+: ok=\d+\s+changed=(\d+)", out.stdout, re.M)
+    assert recap, out.stdout[-3000:]
+    assert recap.group(1) == "0", out.stdout[-6000:]
