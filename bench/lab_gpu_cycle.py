@@ -14,7 +14,10 @@ left down, as the lab's schedule would at night.
 
     .venv/bin/python bench/lab_gpu_cycle.py [--rounds 3] [--warm 1]
 
-Writes bench/results/lab_gpu_cycle.json.
+Writes bench/results/lab_gpu_cycle.json. In the seeds' layout (a lab brought
+up with PARROTPARK_LAB_LAYOUT=seeds, set for this script too), where gpu_up
+also deploys LiteLLM and LibreChat on the GPU server, it writes
+bench/results/lab_gpu_cycle_seeds.json.
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="cold rounds: down, then up (default 3)")
     parser.add_argument("--warm", type=int, default=1, help="up rounds with the server already running (default 1)")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "lab_gpu_cycle.json")
+    layout = os.environ.get("PARROTPARK_LAB_LAYOUT", "default")
+    name = "lab_gpu_cycle.json" if layout == "default" else f"lab_gpu_cycle_{layout}.json"
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / name)
     args = parser.parse_args()
     if not 1 <= args.rounds <= 10 or not 0 <= args.warm <= 10:
         parser.error("--rounds takes 1 to 10, --warm 0 to 10")
@@ -125,6 +130,7 @@ def main() -> int:
     results = {
         "benchmark": "scheduler gpu_up in the lab (fake Scaleway API, transition 0 s), and an idempotent site.yml",
         "machine": f"{os.cpu_count()} cores",
+        "layout": layout,
         "cold_rounds": cold,
         "cold": summary(cold),
         "warm_rounds": warm,
