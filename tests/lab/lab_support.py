@@ -12,7 +12,6 @@ import html
 import json
 import os
 import re
-import socket
 import ssl
 import subprocess
 import time
@@ -42,24 +41,6 @@ DOWN_TIMEOUT = 600
 def only_in_layout(layout: str):
     """Mark a test module as one layout's: the lab runs one layout at a time."""
     return pytest.mark.skipif(LAYOUT != layout, reason=f"the lab runs the {LAYOUT} layout, not {layout}")
-
-
-# Names of the lab resolve to the published HTTPS port on 127.0.0.1 (the lab
-# has no DNS; a browser user adds them to /etc/hosts).
-_real_getaddrinfo = socket.getaddrinfo
-
-
-def _lab_getaddrinfo(host, port, *args, **kwargs):
-    if isinstance(host, str) and host.endswith("." + DOMAIN):
-        return _real_getaddrinfo("127.0.0.1", HTTPS_PORT if int(port or 443) == 443 else port, *args, **kwargs)
-    return _real_getaddrinfo(host, port, *args, **kwargs)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def lab_names():
-    socket.getaddrinfo = _lab_getaddrinfo
-    yield
-    socket.getaddrinfo = _real_getaddrinfo
 
 
 def sh(*argv: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
