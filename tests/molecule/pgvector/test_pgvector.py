@@ -53,6 +53,16 @@ def client_sql(host, role_vars, user: str, database: str, sql: str, *, secret: s
     return host.run(command)
 
 
+def wait_accepting(host, container: str, seconds: int = 90) -> None:
+    """Wait until the server in ``container`` accepts connections over TCP. The image's first start runs a
+    temporary server on the socket only, then stops it: a socket that answers can still vanish, TCP cannot."""
+    for _attempt in range(seconds):
+        if host.run(f"docker exec {container} pg_isready -U postgres -h 127.0.0.1").rc == 0:
+            return
+        time.sleep(1)
+    raise AssertionError(f"PostgreSQL in {container} did not accept connections within {seconds}s")
+
+
 def local_sql(host, container: str, database: str, sql: str) -> str:
     return host.check_output(
         f"docker exec {container} psql -U postgres -d {database} -v ON_ERROR_STOP=1 -At -c {shlex.quote(sql)}"
@@ -187,10 +197,7 @@ def test_backup_restores_into_a_fresh_server(host, role_vars, vector_db):
         host.check_output(
             f"docker run -d --name {FRESH} --network {network} -e POSTGRES_PASSWORD=fresh-password-0123456789 {image}"
         )
-        for _attempt in range(60):
-            if host.run(f"docker exec {FRESH} pg_isready -U postgres -h /var/run/postgresql").rc == 0:
-                break
-            time.sleep(1)
+        wait_accepting(host, FRESH)
         # what the role does on a fresh server: the owner, the database, the extension
         local_sql(host, FRESH, "postgres", f"CREATE ROLE {vector_db['owner']} LOGIN")
         local_sql(host, FRESH, "postgres", f"CREATE DATABASE {vector_db['name']} OWNER {vector_db['owner']}")
@@ -230,8 +237,5 @@ def test_data_survives_a_restart(host, role_vars, vector_db):
     container = role_vars["pgvector_container_name"]
     before = local_sql(host, container, vector_db["name"], "SELECT count(*) FROM items")
     host.check_output(f"docker restart {container}")
-    for _attempt in range(60):
-        if host.run(f"docker exec {container} pg_isready -U postgres -h /var/run/postgresql").rc == 0:
-            break
-        time.sleep(1)
+    wait_accepting(host, container)
     assert local_sql(host, container, vector_db["name"], "SELECT count(*) FROM items") == before
