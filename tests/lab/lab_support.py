@@ -125,6 +125,18 @@ def count_rows(table: str, what: str = "*") -> int:
     return int(psql(f'SELECT count({what}) FROM "{table}"')) if table_exists(table) else 0
 
 
+def wait_for_metric_rows(tables: list[str], cpu_hosts: int, seconds: float = 90) -> None:
+    """Wait until Telegraf has written rows to every table, and ``cpu`` rows from ``cpu_hosts`` hosts."""
+    deadline = time.monotonic() + seconds
+    while True:
+        counts = {table: count_rows(table) for table in tables}
+        counts["cpu hosts"] = count_rows("cpu", "DISTINCT host")
+        if all(counts[table] > 0 for table in tables) and counts["cpu hosts"] >= cpu_hosts:
+            return
+        assert time.monotonic() < deadline, counts
+        time.sleep(5)
+
+
 def journal(unit: str) -> str:
     return entrance("journalctl", "-u", unit, "--no-pager", "-n", "200", check=False).stdout
 

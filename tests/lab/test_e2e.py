@@ -34,7 +34,6 @@ from lab_support import (
     billable,
     chat,
     container_state,
-    count_rows,
     entrance,
     exchange_code,
     fake_state,
@@ -47,6 +46,7 @@ from lab_support import (
     psql,
     run_unit,
     sh,
+    wait_for_metric_rows,
     wait_for_window,
 )
 
@@ -118,15 +118,7 @@ def test_lab_user_gets_a_token_through_the_librechat_client():
 
 
 def test_metrics_rows_arrive_in_postgresql():
-    deadline = time.monotonic() + 90
-    while True:
-        vllm_rows = count_rows("vllm:num_requests_running")
-        sched_rows = count_rows("parrotpark_scheduler")
-        cpu_hosts = count_rows("cpu", "DISTINCT host")
-        if vllm_rows > 0 and sched_rows > 0 and cpu_hosts >= 2:
-            break
-        assert time.monotonic() < deadline, (vllm_rows, sched_rows, cpu_hosts)
-        time.sleep(5)
+    wait_for_metric_rows(["vllm:num_requests_running", "parrotpark_scheduler"], cpu_hosts=2)
 
 
 def test_killed_model_container_is_repaired_by_the_next_up_tick():

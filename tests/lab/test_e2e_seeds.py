@@ -12,7 +12,6 @@ share the lab.
 from __future__ import annotations
 
 import hashlib
-import time
 import urllib.parse
 
 import requests
@@ -28,7 +27,6 @@ from lab_support import (
     assert_offline,
     assert_second_site_run_changes_nothing,
     billable,
-    count_rows,
     entrance,
     exchange_code,
     fake_state,
@@ -39,6 +37,7 @@ from lab_support import (
     on_gpu,
     only_in_layout,
     run_unit,
+    wait_for_metric_rows,
     wait_for_window,
 )
 
@@ -156,15 +155,7 @@ def test_lab_user_logs_in_to_the_chat_on_the_gpu_through_keycloak():
 
 def test_metrics_of_the_gpu_arrive_in_the_entrance_postgresql():
     """The GPU server's Telegraf scrapes vLLM and the LiteLLM beside it and writes to the entrance's PostgreSQL."""
-    deadline = time.monotonic() + 90
-    while True:
-        vllm_rows = count_rows("vllm:num_requests_running")
-        litellm_rows = count_rows("litellm_proxy_total_requests_metric_total")
-        cpu_hosts = count_rows("cpu", "DISTINCT host")
-        if vllm_rows > 0 and litellm_rows > 0 and cpu_hosts >= 2:
-            break
-        assert time.monotonic() < deadline, (vllm_rows, litellm_rows, cpu_hosts)
-        time.sleep(5)
+    wait_for_metric_rows(["vllm:num_requests_running", "litellm_proxy_total_requests_metric_total"], cpu_hosts=2)
 
 
 def test_down_leaves_nothing_billable_and_both_sites_offline():
