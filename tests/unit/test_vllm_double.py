@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "lab" / "images" / "vllm-double" / "vllm_double.py"
 sys.path.insert(0, str(SERVER.parent))
 
-import vllm_double  # noqa: E402
+from vllmdouble import config as vllm_double  # noqa: E402
 
 PYTHON = os.environ.get("VLLM_DOUBLE_PYTHON", sys.executable)
 KEY = "test-key-123"
