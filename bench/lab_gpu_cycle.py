@@ -34,8 +34,14 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENTRANCE = "parrotpark-lab-entrance"
-FAKE = "http://127.0.0.1:8383"
+# The lab's names and ports: lab/lab.py, what scripts/lab.sh runs.
+if str(ROOT / "lab") not in sys.path:
+    sys.path.append(str(ROOT / "lab"))
+import lab  # noqa: E402
+
+CONFIG = lab.LabConfig.from_environ()
+ENTRANCE = lab.ENTRANCE
+FAKE = CONFIG.fake_url
 TIMINGS = "/var/lib/parrotpark/scheduler/gpu_up-timings.json"
 PHASES = ("create", "boot", "deploy", "healthy", "first_token")
 
@@ -89,7 +95,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="cold rounds: down, then up (default 3)")
     parser.add_argument("--warm", type=int, default=1, help="up rounds with the server already running (default 1)")
-    layout = os.environ.get("PARROTPARK_LAB_LAYOUT", "default")
+    layout = CONFIG.layout
     name = "lab_gpu_cycle.json" if layout == "default" else f"lab_gpu_cycle_{layout}.json"
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / name)
     args = parser.parse_args()
@@ -122,7 +128,7 @@ def main() -> int:
     started = time.monotonic()
     site = run("env", "PARROTPARK_LAB_TIMERS=off", str(ROOT / "scripts" / "lab.sh"), "site")
     site_seconds = round(time.monotonic() - started, 1)
-    recap = re.search(r"^parrotpark-lab-entrance\s+: ok=(\d+)\s+changed=(\d+)", site.stdout, re.M)
+    recap = re.search(rf"^{re.escape(ENTRANCE)}\s+: ok=(\d+)\s+changed=(\d+)", site.stdout, re.M)
     if not recap:
         sys.exit("site.yml printed no recap for the entrance")
     print(f"idempotent site.yml: {site_seconds} s, ok={recap.group(1)} changed={recap.group(2)}", flush=True)

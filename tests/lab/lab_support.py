@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import ssl
 import subprocess
+import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -23,13 +23,20 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-LAYOUT = os.environ.get("PARROTPARK_LAB_LAYOUT", "default")
-INVENTORY = ROOT / "inventories" / ("lab-seeds" if LAYOUT == "seeds" else "lab")
-SECRETS = INVENTORY / "secrets"
-ENTRANCE = "parrotpark-lab-entrance"
-DOMAIN = "lab.parrotpark.test"
-HTTPS_PORT = 8443
-FAKE = "http://127.0.0.1:8383"
+# The lab's names and ports: lab/lab.py, what scripts/lab.sh runs.
+if str(ROOT / "lab") not in sys.path:
+    sys.path.append(str(ROOT / "lab"))
+import lab  # noqa: E402
+
+CONFIG = lab.LabConfig.from_environ()
+LAYOUT = CONFIG.layout
+INVENTORY = ROOT / CONFIG.inventory
+SECRETS = CONFIG.secrets
+ENTRANCE = lab.ENTRANCE
+MONGO = lab.MONGO
+DOMAIN = lab.DOMAIN
+HTTPS_PORT = CONFIG.https_port
+FAKE = CONFIG.fake_url
 CHAT_MODEL = "mistral-nemo-12b"
 LAB_CA = ROOT / ".cache" / "lab-ca.crt"
 
@@ -71,8 +78,7 @@ def billable(state: dict) -> dict[str, int]:
 
 def lab_address(container: str) -> str:
     """A lab container's address on the lab network (the "private network")."""
-    fmt = '{{(index .NetworkSettings.Networks "parrotpark-lab").IPAddress}}'
-    return sh("docker", "inspect", "-f", fmt, container).stdout.strip()
+    return lab.lab_address(container)
 
 
 def gpu_servers() -> list[dict]:
@@ -239,7 +245,7 @@ def exchange_code(session: requests.Session, location: str, redirect_uri: str, c
 def assert_nothing_billable_after_down() -> None:
     counts = billable(fake_state())
     assert counts == {"servers": 0, "volumes": 0, "ips": 0}, counts
-    left = sh("docker", "ps", "-aq", "--filter", "label=parrotpark.fakescw.server").stdout.split()
+    left = sh("docker", "ps", "-aq", "--filter", f"label={lab.SERVER_LABEL}").stdout.split()
     assert left == [], left
     assert "Nothing billable is left" in journal("parrotpark-gpu-down.service")
 
@@ -251,6 +257,6 @@ def container_state(name: str) -> str:
 
 def assert_second_site_run_changes_nothing() -> None:
     out = sh(str(ROOT / "scripts" / "lab.sh"), "site", timeout=1800)
-    recap = re.search(r"^parrotpark-lab-entrance\s+: ok=\d+\s+changed=(\d+)", out.stdout, re.M)
+    recap = re.search(rf"^{re.escape(ENTRANCE)}\s+: ok=\d+\s+changed=(\d+)", out.stdout, re.M)
     assert recap, out.stdout[-3000:]
     assert recap.group(1) == "0", out.stdout[-6000:]

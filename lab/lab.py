@@ -1,0 +1,455 @@
+"""The lab: the whole system on this machine, without a cloud account.
+
+Usage (normally through scripts/lab.sh, which first sets up the virtualenv,
+the container engine and, for ``up``, the lab images and registry)::
+
+    lab.py up                 start the lab's containers and run site.yml against them
+    lab.py site [ARGS ...]    run site.yml against the lab again (ARGS go to ansible-playbook)
+    lab.py down [--images]    remove every container, volume and network the lab made, and its
+                              secrets, but the registry's cache volume (--images: that too, and the
+                              lab's image tags)
+    lab.py status             what of the lab runs, and its addresses
+    lab.py leftovers          what of the lab is left (after down); exit 1 when anything is
+
+What runs, all on the docker network parrotpark-lab (lab/images/images.yml):
+  parrotpark-lab-registry   the lab registry (images built by lab/images)
+  parrotpark-lab-fakescw    the fake Scaleway API; each server it creates is
+                            a systemd container parrotpark-lab-srv-<id>
+  parrotpark-lab-entrance   the entrance server (systemd container) with
+                            Caddy's HTTPS published on 127.0.0.1
+  parrotpark-lab-mongo      (seeds' layout only) LibreChat's external database
+
+Environment:
+  PARROTPARK_LAB_LAYOUT        default (inventories/lab) or seeds (inventories/lab-seeds:
+                               LiteLLM and LibreChat on the GPU server, and parrotpark-lab-mongo)
+  PARROTPARK_LAB_HTTPS_PORT    the entrance's HTTPS on 127.0.0.1 (default 8443)
+  PARROTPARK_LAB_FAKESCW_PORT  the fake Scaleway API on 127.0.0.1 (default 8383)
+  PARROTPARK_LAB_TIMERS        off: the scheduler's timers stay off (read by the inventory)
+  PARROTPARK_EXTRA_CA_BUNDLE   the CA bundle the lab's hosts trust (default: this machine's)
+
+The end-to-end tests (tests/lab) and the benchmarks (bench/) take the lab's
+names and ports from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for _folder in (HERE, HERE / "images"):
+    if str(_folder) not in sys.path:
+        sys.path.append(str(_folder))
+
+import factory  # noqa: E402  (lab/images/factory.py: the registry and the network)
+from fakescw.docker_backend import SERVER_LABEL, SYSTEMD_FLAGS  # noqa: E402  (the fake's servers)
+
+# --- the lab's names, in one place ------------------------------------------
+_REGISTRY = factory.load_manifest()[0]
+NETWORK: str = _REGISTRY["network"]
+REGISTRY_VOLUME: str = _REGISTRY["volume"]
+LAB_LABEL = factory.LABEL  # the lab's containers and network carry LAB_LABEL=true
+LAYOUT_LABEL = LAB_LABEL + ".layout"  # the entrance's layout
+
+ENTRANCE = "parrotpark-lab-entrance"
+ENTRANCE_VOLUME = ENTRANCE + "-docker"
+ENTRANCE_IMAGE = "parrotpark/lab-base-trixie:current"
+FAKESCW = "parrotpark-lab-fakescw"
+FAKESCW_IMAGE = "parrotpark/lab-fakescw:current"
+FAKESCW_CONTAINER_PORT = 8383  # the fake's port on the lab network (the inventory's scheduler_scaleway_api_url)
+SERVER_IMAGE = "parrotpark/lab-engine-trixie:current"  # the fake cloud's servers
+MONGO = "parrotpark-lab-mongo"
+MONGO_VOLUME = MONGO + "-data"
+MONGO_IMAGE = "parrotpark/lab-ferretdb:current"
+
+# The layouts and their inventories; the lab's settings (domain, the fake's account) come from the inventory.
+INVENTORIES = {"default": Path("inventories/lab"), "seeds": Path("inventories/lab-seeds")}
+LAB_VARS_FILE = ROOT / "inventories" / "lab" / "group_vars" / "all" / "main.yml"
+_LAB_VARS = yaml.safe_load(LAB_VARS_FILE.read_text())
+DOMAIN: str = _LAB_VARS["parrotpark_domain"]
+SCW_SECRET_KEY: str = _LAB_VARS["scheduler_scaleway_secret_key"]
+SCW_PROJECT_ID: str = _LAB_VARS["scheduler_scaleway_project_id"]
+SCW_ORGANIZATION_ID: str = _LAB_VARS["scheduler_scaleway_organization_id"]
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+FAKESCW_TIMEOUT = 30  # seconds until the fake answers
+BOOT_TIMEOUT = 60  # seconds until systemd in a lab container has booted
+
+
+class LabError(Exception):
+    """An error the user can act on; printed as ``error: ...`` without a traceback."""
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """What the environment chooses: the layout and the ports published on 127.0.0.1."""
+
+    layout: str = "default"
+    https_port: int = 8443
+    fakescw_port: int = 8383
+    timers: bool = True
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> LabConfig:
+        environ = dict(os.environ if environ is None else environ)
+        layout = environ.get("PARROTPARK_LAB_LAYOUT") or cls.layout
+        if layout not in INVENTORIES:
+            raise LabError(f"PARROTPARK_LAB_LAYOUT must be {' or '.join(INVENTORIES)} (got '{layout}')")
+        return cls(
+            layout=layout,
+            https_port=_port(environ, "PARROTPARK_LAB_HTTPS_PORT", cls.https_port),
+            fakescw_port=_port(environ, "PARROTPARK_LAB_FAKESCW_PORT", cls.fakescw_port),
+            timers=environ.get("PARROTPARK_LAB_TIMERS", "on") != "off",
+        )
+
+    @property
+    def inventory(self) -> Path:
+        """The layout's inventory, relative to the repository (ROOT / inventory to open it)."""
+        return INVENTORIES[self.layout]
+
+    @property
+    def secrets(self) -> Path:
+        """The secrets the roles generate on the controller (the inventory's parrotpark_secrets_dir)."""
+        return ROOT / self.inventory / "secrets"
+
+    @property
+    def fake_url(self) -> str:
+        return f"http://127.0.0.1:{self.fakescw_port}"
+
+
+def _port(environ: dict[str, str], name: str, default: int) -> int:
+    value = environ.get(name) or str(default)
+    if not value.isdigit() or not 1 <= int(value) <= 65535:
+        raise LabError(f"{name} must be a port number, 1 to 65535 (got '{value}')")
+    return int(value)
+
+
+# --- docker ------------------------------------------------------------------
+def log(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def docker(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the docker CLI and capture its output; raise LabError on failure when check is set."""
+    try:
+        proc = subprocess.run(["docker", *args], check=False, text=True, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        if check:
+            raise LabError(f"docker {' '.join(args[:3])} … did not finish within {timeout:.0f}s") from exc
+        return subprocess.CompletedProcess(["docker", *args], 124, "", f"timed out after {timeout:.0f}s")
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout or "").strip()[-4000:]
+        raise LabError(f"docker {' '.join(args[:3])} … failed (exit {proc.returncode}): {detail}")
+    return proc
+
+
+def container_exists(name: str) -> bool:
+    return docker("container", "inspect", name, check=False).returncode == 0
+
+
+def print_logs(container: str) -> None:
+    """The last lines of a container's log, on stderr: what a failed wait shows."""
+    logs = docker("logs", "--tail", "30", container, check=False)
+    sys.stderr.write(logs.stdout + logs.stderr)
+
+
+def engine_answers() -> bool:
+    return shutil.which("docker") is not None and docker("info", check=False, timeout=20).returncode == 0
+
+
+def lab_address(container: str) -> str:
+    """A lab container's address on the lab network (the "private network"); empty when it has none."""
+    fmt = f'{{{{(index .NetworkSettings.Networks "{NETWORK}").IPAddress}}}}'
+    return docker("inspect", "-f", fmt, container).stdout.strip()
+
+
+# --- the containers ----------------------------------------------------------
+def fakescw_argv(config: LabConfig) -> list[str]:
+    """``docker run`` of the fake Scaleway API, backed by docker on the lab network, with the lab's account."""
+    port = str(FAKESCW_CONTAINER_PORT)
+    return [
+        "run", "-d", "--name", FAKESCW, "--network", NETWORK, "--label", f"{LAB_LABEL}=true",
+        "--restart", "unless-stopped", "-p", f"127.0.0.1:{config.fakescw_port}:{port}",
+        "-v", "/var/run/docker.sock:/var/run/docker.sock", "-v", f"{HERE}:/opt/lab:ro", "-e", "PYTHONPATH=/opt/lab",
+        FAKESCW_IMAGE, "python3", "-m", "fakescw", "--host", "0.0.0.0", "--port", port,
+        "--backend", "docker", "--docker-network", NETWORK, "--docker-image", SERVER_IMAGE,
+        "--secret-key", SCW_SECRET_KEY, "--project-id", SCW_PROJECT_ID, "--organization-id", SCW_ORGANIZATION_ID,
+    ]  # fmt: skip
+
+
+def mongo_argv() -> list[str]:
+    """``docker run`` of the seeds' layout's external MongoDB: FerretDB, the lab's MongoDB stand-in."""
+    return [
+        "run", "-d", "--name", MONGO, "--network", NETWORK, "--label", f"{LAB_LABEL}=true",
+        "--restart", "unless-stopped", "-v", f"{MONGO_VOLUME}:/data", MONGO_IMAGE,
+    ]  # fmt: skip
+
+
+def entrance_argv(config: LabConfig) -> list[str]:
+    """``docker run`` of the entrance: systemd as PID 1 without --privileged (the flags the fake's servers
+    run with), a docker engine inside."""
+    return [
+        "run", "-d", "--name", ENTRANCE, "--hostname", "entrance", "--network", NETWORK,
+        "--label", f"{LAB_LABEL}=true", "--label", f"{LAYOUT_LABEL}={config.layout}", "--restart", "unless-stopped",
+        *SYSTEMD_FLAGS,
+        "-v", f"{ENTRANCE_VOLUME}:/var/lib/docker", "-p", f"127.0.0.1:{config.https_port}:443",
+        ENTRANCE_IMAGE,
+    ]  # fmt: skip
+
+
+def fake_answers(config: LabConfig) -> bool:
+    try:
+        with urllib.request.urlopen(f"{config.fake_url}/_fake/health", timeout=3) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_fakescw(config: LabConfig) -> None:
+    if container_exists(FAKESCW):
+        docker("container", "start", FAKESCW)
+    else:
+        log(f"starting the fake Scaleway API {FAKESCW}")
+        docker(*fakescw_argv(config))
+    deadline = time.monotonic() + FAKESCW_TIMEOUT
+    while not fake_answers(config):
+        if time.monotonic() > deadline:
+            print_logs(FAKESCW)
+            raise LabError(f"the fake Scaleway API did not answer within {FAKESCW_TIMEOUT}s")
+        time.sleep(1)
+
+
+def start_mongo() -> None:
+    """The seeds' layout's external MongoDB, on the lab network where the GPU server reaches it by address."""
+    if container_exists(MONGO):
+        docker("container", "start", MONGO)
+    else:
+        log(f"starting LibreChat's external database {MONGO} (FerretDB)")
+        docker(*mongo_argv())
+
+
+def wait_systemd(container: str, seconds: float = BOOT_TIMEOUT) -> None:
+    """Wait (a bounded minute) until systemd in the container has booted; show its log when it has not."""
+    state, deadline = "", time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        # --wait returns when the boot is over; the timeout only guards against a hung exec.
+        state = docker("exec", container, "systemctl", "is-system-running", "--wait", check=False, timeout=300)
+        state = state.stdout.strip()
+        if state in ("running", "degraded"):
+            return
+        time.sleep(1)
+    print_logs(container)
+    raise LabError(f"{container} did not boot within {seconds:.0f}s (systemd says '{state or 'nothing'}')")
+
+
+def start_entrance(config: LabConfig) -> None:
+    if container_exists(ENTRANCE):
+        running = docker("inspect", "-f", f'{{{{index .Config.Labels "{LAYOUT_LABEL}"}}}}', ENTRANCE).stdout.strip()
+        running = running or "default"
+        if running != config.layout:
+            raise LabError(f"the lab runs the {running} layout, not {config.layout}: remove it first (make lab-down)")
+        docker("container", "start", ENTRANCE)
+    else:
+        log(f"starting the entrance container {ENTRANCE} ({config.layout} layout)")
+        docker(*entrance_argv(config))
+    wait_systemd(ENTRANCE)
+    # The lab images have no apt lists; a real server does.
+    docker("exec", ENTRANCE, "sh", "-c", "ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1 || apt-get update -q")
+
+
+# --- site.yml ----------------------------------------------------------------
+def site_environ(config: LabConfig, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """ansible-playbook's environment: the layout's settings that come from outside the inventory."""
+    env = dict(os.environ if environ is None else environ)
+    # The lab's hosts trust what this machine trusts (a TLS-inspecting proxy's CA included), as the images do.
+    if not env.get("PARROTPARK_EXTRA_CA_BUNDLE") and HOST_CA_BUNDLE.is_file() and HOST_CA_BUNDLE.stat().st_size:
+        env["PARROTPARK_EXTRA_CA_BUNDLE"] = str(HOST_CA_BUNDLE)
+    if config.layout == "seeds":
+        if not container_exists(MONGO):
+            raise LabError(f"{MONGO} is not running (scripts/lab.sh up starts it)")
+        address = lab_address(MONGO)
+        if not address:
+            raise LabError(f"{MONGO} has no address on {NETWORK}")
+        env["PARROTPARK_LAB_MONGO_ADDRESS"] = address
+    return env
+
+
+def site(config: LabConfig, args: list[str] | tuple[str, ...] = ()) -> int:
+    """Run site.yml against the layout's inventory (its output goes to ours); return ansible-playbook's status."""
+    env = site_environ(config)
+    log(f"running site.yml against {config.inventory}")
+    venv_playbook = Path(sys.executable).parent / "ansible-playbook"
+    playbook = str(venv_playbook) if venv_playbook.exists() else "ansible-playbook"
+    argv = [playbook, "-i", str(config.inventory), "site.yml", *args]
+    return subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode
+
+
+def summary(config: LabConfig, password: str) -> str:
+    """What ``up`` prints at the end: where the lab answers."""
+    port, domain = config.https_port, DOMAIN
+    where = "the GPU server" if config.layout == "seeds" else "the entrance"
+    again = f"PARROTPARK_LAB_LAYOUT={config.layout} " if config.layout != "default" else ""
+    return f"""
+The lab is up. Its sites answer on 127.0.0.1:{port} with certificates
+from Caddy's internal CA; send them the names below, for example:
+  curl -k --resolve api.{domain}:{port}:127.0.0.1 https://api.{domain}:{port}/health/liveliness
+
+  chat (LibreChat):   https://chat.{domain}:{port}
+  API (LiteLLM):      https://api.{domain}:{port}/v1   key: {config.inventory}/secrets/litellm-master-key
+  login (Keycloak):   https://auth.{domain}:{port}     user: lab   password: {password}
+  fake Scaleway API:  {config.fake_url}/_fake/state
+
+Layout: {config.layout} (LiteLLM and LibreChat on {where}).
+The GPU server follows the schedule (scheduler_* in inventories/lab). By hand:
+  docker exec {ENTRANCE} parrotpark-gpu up --force
+  docker exec {ENTRANCE} parrotpark-gpu down
+Run site.yml again: {again}scripts/lab.sh site     Remove the lab: make lab-down
+"""
+
+
+def up(config: LabConfig) -> None:
+    """Start the lab's containers and run site.yml; the images and the registry must exist (factory.py ensure)."""
+    start_fakescw(config)
+    if config.layout == "seeds":
+        start_mongo()
+    start_entrance(config)
+    status = site(config)
+    if status != 0:
+        raise LabError(f"site.yml failed against {config.inventory} (ansible-playbook exit {status})")
+    password = (config.secrets / "lab-user-password").read_text().strip()
+    print(summary(config, password), flush=True)
+
+
+def down(images: bool = False) -> None:
+    """Remove every container, volume and network of the lab, and its secrets; the registry's cache unless images."""
+    if not engine_answers():
+        raise LabError("no container engine answers; nothing to remove")
+    for server in docker("ps", "-aq", "--filter", f"label={SERVER_LABEL}").stdout.split():
+        name = docker("inspect", "-f", "{{.Name}}", server, check=False).stdout.strip().lstrip("/")
+        docker("container", "rm", "-f", server, check=False)
+        if name:
+            docker("volume", "rm", f"{name}-docker", check=False)
+    docker("container", "rm", "-f", ENTRANCE, FAKESCW, MONGO, check=False)
+    docker("volume", "rm", ENTRANCE_VOLUME, MONGO_VOLUME, check=False)
+    try:
+        factory.Factory().clean(images=images)
+    except factory.FactoryError as exc:
+        raise LabError(f"lab image factory: {exc}") from exc
+    for inventory in INVENTORIES.values():
+        shutil.rmtree(ROOT / inventory / "secrets", ignore_errors=True)
+    log("removed the lab's containers, volumes, network and secrets")
+
+
+# --- what is there -----------------------------------------------------------
+def parse_leftovers(containers: str, servers: str, volumes: str, networks: str) -> list[str]:
+    """What of the lab is left, from the listings ``leftovers`` takes; the registry's cache volume does not count."""
+    left: list[str] = []
+    for kind, listing in (
+        ("container", containers),
+        ("container", servers),
+        ("volume", volumes),
+        ("network", networks),
+    ):
+        for name in listing.split():
+            entry = f"{kind} {name}"
+            if entry not in left and not (kind == "volume" and name == REGISTRY_VOLUME):
+                left.append(entry)
+    return left
+
+
+def leftovers() -> list[str]:
+    """What of the lab is left: its containers, the fake's servers, its volumes and networks (``down`` leaves none)."""
+
+    def names(*args: str) -> str:
+        return docker(*args).stdout
+
+    return parse_leftovers(
+        names("ps", "-a", "--format", "{{.Names}}", "--filter", f"label={LAB_LABEL}=true"),
+        names("ps", "-a", "--format", "{{.Names}}", "--filter", f"label={SERVER_LABEL}"),
+        names("volume", "ls", "--format", "{{.Name}}", "--filter", f"name={NETWORK}"),
+        names("network", "ls", "--format", "{{.Name}}", "--filter", f"name={NETWORK}"),
+    )
+
+
+def status(config: LabConfig) -> bool:
+    """Print the lab's containers and, when the entrance runs, where the lab answers; True when it runs."""
+    fmt = f'{{{{.Names}}}}\t{{{{.State}}}}\t{{{{.Label "{LAYOUT_LABEL}"}}}}'
+    rows = [
+        line.split("\t")
+        for line in docker("ps", "-a", "--format", fmt, "--filter", f"label={LAB_LABEL}=true").stdout.splitlines()
+    ]
+    if not rows:
+        print("the lab is not up (scripts/lab.sh up starts it)")
+        return False
+    for name, state, layout in sorted(rows):
+        print(f"{name:<36} {state}{f'  ({layout} layout)' if layout else ''}")
+    entrance = {name: (state, layout or "default") for name, state, layout in rows}.get(ENTRANCE)
+    if entrance is None or entrance[0] != "running":
+        print(f"{ENTRANCE} is not running")
+        return False
+    if entrance[1] != config.layout:
+        print(f"(the lab runs the {entrance[1]} layout; PARROTPARK_LAB_LAYOUT says {config.layout})")
+        config = LabConfig(entrance[1], config.https_port, config.fakescw_port, config.timers)
+    if fake_answers(config):
+        with urllib.request.urlopen(f"{config.fake_url}/_fake/state", timeout=10) as answer:
+            servers = json.loads(answer.read())["servers"]
+        print(f"fake cloud: {len(servers)} server(s) {' '.join(s['name'] + ':' + s['state'] for s in servers)}")
+    password = config.secrets / "lab-user-password"
+    if password.is_file():
+        print(summary(config, password.read_text().strip()))
+    return True
+
+
+def report_leftovers() -> bool:
+    """Print what of the lab is left; True when nothing is."""
+    left = leftovers()
+    if left:
+        print("make lab-down left these behind:", *left, sep="\n")
+    else:
+        print("nothing of the lab is left but its registry cache and images")
+    return not left
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the lab and run site.yml (images and registry first: scripts/lab.sh up)")
+    sub.add_parser("site", help="run site.yml against the lab again; the arguments that follow go to ansible-playbook")
+    down_parser = sub.add_parser("down", help="remove the lab's containers, volumes, network and secrets")
+    down_parser.add_argument("--images", action="store_true", help="and the registry's cache volume and the images")
+    sub.add_parser("status", help="what of the lab runs")
+    sub.add_parser("leftovers", help="what of the lab is left; exit 1 when anything is")
+    # site passes everything after it to ansible-playbook, options included.
+    args = parser.parse_args(argv[:1] if argv[:1] == ["site"] else argv)
+    try:
+        if args.command == "down":
+            down(images=args.images)
+        elif args.command == "leftovers":
+            return 0 if report_leftovers() else 1
+        elif args.command == "site":
+            return site(LabConfig.from_environ(), argv[1:])
+        elif args.command == "status":
+            return 0 if status(LabConfig.from_environ()) else 1
+        else:
+            up(LabConfig.from_environ())
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
