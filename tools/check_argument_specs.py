@@ -2,8 +2,8 @@
 
 For each role under roles/:
 - meta/argument_specs.yml exists and has a `main` entry point;
-- every key of defaults/main.yml is an option of `main`, with the same default;
-- every option of `main` is either in defaults/main.yml or `required: true`
+- every key of defaults/main.yml is an option of an entry point, with the same default;
+- every option of an entry point is either in defaults/main.yml or `required: true`
   (a required option has no default);
 - every option has a description and a type.
 
@@ -31,7 +31,13 @@ def check_role(role_dir: Path) -> list[str]:
     main = (spec.get("argument_specs") or {}).get("main")
     if not isinstance(main, dict):
         return [f"{name}: meta/argument_specs.yml has no argument_specs.main entry point"]
-    options = main.get("options") or {}
+    # A role with several entry points (the internal _common role) keeps the
+    # defaults of all of them in defaults/main.yml: check against their union.
+    # Options of the other entry points may instead be passed by the caller.
+    main_options = main.get("options") or {}
+    options = {}
+    for entry in (spec.get("argument_specs") or {}).values():
+        options.update((entry or {}).get("options") or {})
     problems = []
     for key, value in defaults.items():
         if key not in options:
@@ -48,7 +54,7 @@ def check_role(role_dir: Path) -> list[str]:
                 f"but to {options[key]['default']!r} in meta/argument_specs.yml"
             )
     for key, option in options.items():
-        if key not in defaults and not option.get("required"):
+        if key not in defaults and key in main_options and not option.get("required"):
             problems.append(f"{name}: {key} is documented but neither in defaults/main.yml nor required")
         if not option.get("description"):
             problems.append(f"{name}: {key} has no description in meta/argument_specs.yml")
