@@ -54,6 +54,7 @@ def validate(params: dict[str, Any]) -> None:
         raise ScalewayError(f"zone lists a zone twice: {zones}.")
     if params["state"] == "absent":
         return
+    # The module's required_if refuses these options when omitted; an empty list or an explicit null passes it.
     if not params["commercial_type"]:
         raise ScalewayError(f"commercial_type is required with state={params['state']}: one type or an ordered list.")
     if not params["image"]:

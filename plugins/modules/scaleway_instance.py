@@ -277,7 +277,11 @@ def main() -> None:
         "wait_timeout": {"type": "int", "default": 600},
         "wait_interval": {"type": "float", "default": 5},
     }
-    scw = ScalewayModule(argument_spec, supports_check_mode=True)
+    scw = ScalewayModule(
+        argument_spec,
+        required_if=[("state", state, ("commercial_type", "image")) for state in ("present", "running", "stopped")],
+        supports_check_mode=True,
+    )
     params = scw.params
     if not params["zone"]:
         client = scw.client()
