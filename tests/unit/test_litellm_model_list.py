@@ -109,7 +109,7 @@ def test_upstream_host_ipv6_in_brackets(case):
 def test_ipwrap_writes_what_ansible_utils_ipwrap_writes(case):
     """The role used ansible.utils.ipwrap (netaddr) before; the filter uses the socket module."""
     netaddr_ipwrap = pytest.importorskip("ansible_collections.ansible.utils.plugins.filter.ipwrap").ipwrap
-    host, _ = HOSTS[case]
+    host = HOSTS[case][0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert ipwrap(host) == netaddr_ipwrap(host)

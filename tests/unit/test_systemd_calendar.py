@@ -26,11 +26,12 @@ from ansible_collections.parrotpark.llm.plugins.filter.systemd_calendar import (
     systemd_calendar,
 )
 
-WORKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+WORKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri")
 PARIS = "Europe/Paris"
 
 
 def calendar(start, end, every, days=WORKDAYS, time_zone=PARIS):
+    days = list(days) if isinstance(days, tuple) else days  # a tuple default: no shared mutable default
     return systemd_calendar(start, end=end, every=every, days=days, time_zone=time_zone)
 
 
