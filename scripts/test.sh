@@ -96,13 +96,31 @@ stage_build() {
   # the option a user would look for.
   local plugin expect
   for plugin in module:scaleway_instance:placement_order module:scaleway_instance_info:instances \
-    module:scaleway_server_type_info:gpu_only inventory:scaleway:connect_with filter:vllm_fit:gpu_memory_gb; do
+    module:scaleway_server_type_info:gpu_only inventory:scaleway:connect_with filter:vllm_fit:gpu_memory_gb \
+    filter:vllm_settings:fits filter:vllm_command:settings filter:systemd_calendar:time_zone \
+    filter:litellm_model_list:upstream_host filter:litellm_fallbacks:fallback_name role:_common:_common_wait_kind; do
     IFS=: read -r kind plugin expect <<<"$plugin"
     doc=$(ANSIBLE_COLLECTIONS_PATH=$out/collections ansible-doc -t "$kind" "parrotpark.llm.$plugin") || return 1
     if [[ $doc != *"$expect"* ]]; then
       echo "ansible-doc -t $kind parrotpark.llm.$plugin does not mention $expect"
       return 1
     fi
+  done
+  # Every role and every plugin renders its documentation (ansible-doc fails
+  # on a broken DOCUMENTATION or argument spec).
+  local path name
+  for path in roles/*/ plugins/modules/*.py plugins/filter/*.py plugins/inventory/*.py; do
+    name=$(basename "$path" .py)
+    case $path in
+      roles/*) kind=role ;;
+      plugins/modules/*) kind=module ;;
+      plugins/filter/*) kind=filter ;;
+      plugins/inventory/*) kind=inventory ;;
+    esac
+    ANSIBLE_COLLECTIONS_PATH=$out/collections ansible-doc -t "$kind" "parrotpark.llm.$name" >/dev/null || {
+      echo "ansible-doc -t $kind parrotpark.llm.$name fails"
+      return 1
+    }
   done
   # The installed collection's playbooks are callable by their FQCN (the
   # dependencies come from the ansible package in the virtualenv).
