@@ -158,10 +158,20 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Python's bytecode caches (written when tests import a double's code) are
+# neither hashed nor copied: they are not inputs of an image.
+IGNORED_IN_CONTEXT = ("__pycache__", "*.pyc")
+
+
 def context_digest(context_dir: Path) -> dict[str, str]:
     """Map every file of a build context (relative path) to the hash of its content and mode."""
     digest = {}
-    for path in sorted(p for p in context_dir.rglob("*") if p.is_file()):
+    files = (
+        p
+        for p in context_dir.rglob("*")
+        if p.is_file() and "__pycache__" not in p.relative_to(context_dir).parts and p.suffix != ".pyc"
+    )
+    for path in sorted(files):
         mode = "x" if os.access(path, os.X_OK) else "-"
         digest[path.relative_to(context_dir).as_posix()] = mode + _sha256(path.read_bytes())
     return digest
@@ -441,7 +451,9 @@ class Factory:
     def _build_dockerfile(self, spec: ImageSpec, ref: str) -> None:
         with tempfile.TemporaryDirectory(prefix=f"pp-{spec.name}-") as tmp:
             context = Path(tmp) / "context"
-            shutil.copytree(self.base_dir / str(spec.context), context)
+            shutil.copytree(
+                self.base_dir / str(spec.context), context, ignore=shutil.ignore_patterns(*IGNORED_IN_CONTEXT)
+            )
             if spec.extra_ca:
                 (context / "extra-ca.crt").write_bytes(self.extra_ca)
             for artifact in spec.maven:

@@ -194,3 +194,16 @@ def test_extra_ca_must_be_pem(tmp_path):
     with pytest.raises(factory.FactoryError, match="cannot read it"):
         factory.read_extra_ca({"PARROTPARK_EXTRA_CA_BUNDLE": str(tmp_path / "missing.pem")})
     assert factory.read_extra_ca({}) == b""
+
+
+def test_bytecode_caches_are_not_inputs(tmp_path):
+    """A test that imports a double's code writes __pycache__ into its build context: that must not renew it."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "code.py").write_text("x = 1\n")
+    before = factory.context_digest(tmp_path)
+    (tmp_path / "pkg" / "__pycache__").mkdir()
+    (tmp_path / "pkg" / "__pycache__" / "code.cpython-311.pyc").write_bytes(b"\x00bytecode")
+    (tmp_path / "stray.pyc").write_bytes(b"\x00")
+    assert factory.context_digest(tmp_path) == before
+    (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
+    assert factory.context_digest(tmp_path) != before
