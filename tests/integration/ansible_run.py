@@ -4,10 +4,15 @@
 task's registered result, success or failure, is written to a JSON file);
 ``run_inventory`` runs ``ansible-inventory --list`` on an inventory file.
 Both return the whole output too, so a test can search it (for a secret, say).
+``run_role_check`` applies a role in check mode to this machine;
+``run_role_checks`` does it for many cases in one ``ansible-playbook``, a host
+each, and gives each case its host's share of the output.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
@@ -19,6 +24,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+BATCH_FORKS = int(os.environ.get("PP_BATCH_FORKS", "10"))  # hosts at a time in run_role_checks
 
 
 def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -197,14 +203,152 @@ def run_role_check(tmp_path: Path, role: str, variables: dict[str, Any]) -> subp
     )
 
 
-def assert_stopped_unchanged(result: subprocess.CompletedProcess[str], patterns: list[str]) -> None:
-    """The run failed, its output matches every pattern (regular expressions), and it changed nothing."""
+@dataclass
+class HostRun:
+    """One case of ``run_role_checks``: the lines of the batch's output about its host, and its exit status."""
+
+    host: str
+    returncode: int  # what ansible-playbook returns for this host alone: 2 failed, 4 unreachable, 0 neither
+    stdout: str
+    shared: str  # the batch's lines about no host (play and task banners, notices of no host)
+    stderr: str = ""
+
+
+_NOTICE = re.compile(r"^\[[A-Z][A-Z ]*\]: ")  # [ERROR]: / [WARNING]: / [DEPRECATION WARNING]:
+_BANNER = re.compile(r"^(?:PLAY |TASK |RUNNING HANDLER |included: )")
+
+
+def split_by_host(output: str, hosts: list[str]) -> tuple[dict[str, str], str]:
+    """The default callback's output, split into each host's lines and the lines about no host.
+
+    A host's result line (``fatal: [case_007]: FAILED! => ...``) is followed by its indented details; the
+    ``[ERROR]``/``[WARNING]`` notices of a result come just before its line, and go with it.
+    """
+    names = "|".join(re.escape(host) for host in sorted(hosts, key=len, reverse=True))
+    host_line = re.compile(
+        rf"^(?:ok|changed|skipping|fatal|failed|ignoring|rescued): \[(?P<host>{names})(?: -> [^\]]*)?\]"
+        rf"|^(?P<recap>{names})\s+: ok="
+    )
+    own: dict[str, list[str]] = {host: [] for host in hosts}
+    shared: list[str] = []
+    pending: list[str] = []
+    current = shared
+    for line in output.splitlines():
+        match = host_line.match(line)
+        if match:
+            current = own[match["host"] or match["recap"]]
+            current.extend(pending)
+            pending.clear()
+        elif _NOTICE.match(line):
+            current = pending
+        elif _BANNER.match(line):
+            shared.extend(pending)
+            pending.clear()
+            current = shared
+        current.append(line)
+    shared.extend(pending)
+    return {host: "\n".join(lines) for host, lines in own.items()}, "\n".join(shared)
+
+
+def run_role_checks(
+    tmp_path_factory: Any, role: str, cases: dict[str, dict[str, Any]], *, localhost: str | None = None
+) -> dict[str, HostRun]:
+    """``run_role_check`` for many cases in one ``ansible-playbook --check``: one host per case.
+
+    Each case is a host of its own (``case_000``...; ``localhost`` for the case named by ``localhost``, whose
+    messages name the host), connection local, with its own ``parrotpark_secrets_dir``. Its variables are
+    loaded with ``include_vars`` before the role, which puts them above the role's defaults and vars as
+    ``-e`` does for a run of its own. Returns each case's ``HostRun``.
+
+    The run is done once per pytest session: the xdist workers share it (the first to need it runs it,
+    under a lock, and writes the output next to its temporary directory).
+    """
+    hosts = {case: "localhost" if case == localhost else f"case_{index:03d}" for index, case in enumerate(cases)}
+    key = hashlib.sha256(json.dumps([role, hosts, cases], sort_keys=True).encode()).hexdigest()[:12]
+    base = Path(tmp_path_factory.getbasetemp())
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's directory, above each worker's
+    folder = base / f"role-checks-{role}-{key}"
+    with (base / f"{folder.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = folder / "run.json"
+        if not record.exists():
+            _run_role_checks(folder, role, {hosts[case]: variables for case, variables in cases.items()})
+        result = json.loads(record.read_text())
+    output, returncode = result["output"], result["returncode"]
+    own, shared = split_by_host(output, list(hosts.values()))
+    runs = {}
+    for case, host in hosts.items():
+        recap = re.search(rf"^{re.escape(host)}\s+:.*unreachable=(\d+)\s+failed=(\d+)", own[host], re.MULTILINE)
+        if recap:
+            code = 4 if int(recap.group(1)) else 2 if int(recap.group(2)) else 0
+            runs[case] = HostRun(host, code, own[host], shared)
+        else:  # the run stopped before its recap: show all of it
+            runs[case] = HostRun(host, returncode, f"{own[host]}\n--- the whole run:\n{output}", shared)
+    return runs
+
+
+def _run_role_checks(folder: Path, role: str, variables: dict[str, dict[str, Any]]) -> None:
+    (folder / "cases").mkdir(parents=True, exist_ok=True)
+    for host, values in variables.items():
+        (folder / "cases" / f"{host}.json").write_text(json.dumps(values))
+    inventory = {
+        "all": {
+            "vars": {"ansible_python_interpreter": sys.executable},
+            "hosts": {host: {"parrotpark_secrets_dir": str(folder / host / "secrets")} for host in variables},
+        }
+    }
+    (folder / "hosts.yml").write_text(json.dumps(inventory))
+    (folder / "playbook.yml").write_text(
+        "- name: Apply the role to every case, one host each\n"
+        "  hosts: all\n"
+        "  connection: local\n"
+        "  gather_facts: false\n"
+        "  pre_tasks:\n"
+        "    - name: Load the case's variables\n"
+        "      ansible.builtin.include_vars:\n"
+        '        file: "{{ playbook_dir }}/cases/{{ inventory_hostname }}.json"\n'
+        "  roles:\n"
+        f"    - role: parrotpark.llm.{role}\n"
+    )
+    proc = subprocess.run(
+        [
+            str(BIN / "ansible-playbook"),
+            "--check",
+            "--forks",
+            str(min(len(variables), BATCH_FORKS)),
+            "-i",
+            str(folder / "hosts.yml"),
+            str(folder / "playbook.yml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream, so that each notice stays next to its host's line
+        text=True,
+        env=ansible_env(
+            {
+                # The default output, but an error shown for every host it is about, not only for the first.
+                "ANSIBLE_CALLBACK_PLUGINS": str(Path(__file__).parent / "callback_plugins"),
+                "ANSIBLE_STDOUT_CALLBACK": "per_host_default",
+            }
+        ),
+        timeout=900,
+        check=False,
+    )
+    (folder / "run.json").write_text(json.dumps({"returncode": proc.returncode, "output": proc.stdout}))
+
+
+def assert_stopped_unchanged(result: subprocess.CompletedProcess[str] | HostRun, patterns: list[str]) -> None:
+    """The run failed, its output matches every pattern (regular expressions), and it changed nothing.
+
+    ``result`` is a run of its own (its host is localhost) or one host's share of a batch (``run_role_checks``).
+    """
+    host = result.host if isinstance(result, HostRun) else "localhost"
     output = result.stdout + result.stderr
     flat = " ".join(output.split())  # messages may be folded over lines
     assert result.returncode != 0, output
     for pattern in patterns:
         assert re.search(pattern, output) or re.search(pattern, flat), f"{pattern!r} not in output:\n{output}"
-    recap = re.search(r"localhost\s*:.*changed=(\d+)", output)
+    recap = re.search(rf"^{re.escape(host)}\s*:.*changed=(\d+)", output, re.MULTILINE)
     assert recap and recap.group(1) == "0", output
 
 
@@ -213,13 +357,12 @@ def overlay(base: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in {**base, **variables}.items() if value is not None}
 
 
-def assert_bad_input_refused(
-    tmp_path: Path, role: str, variables: dict[str, Any], patterns: list[str], secrets: tuple[str, ...] = ()
+def assert_refused(
+    result: subprocess.CompletedProcess[str] | HostRun, patterns: list[str], secrets: tuple[str, ...] = ()
 ) -> None:
-    """The role, run with these variables, stops before any change with every pattern in its output, and
-    none of the secrets is shown."""
-    result = run_role_check(tmp_path, role, variables)
+    """``assert_stopped_unchanged``, and none of the secrets is shown: for a case of a batch, neither in its
+    own lines nor in the batch's lines that belong to no host."""
     assert_stopped_unchanged(result, patterns)
-    output = result.stdout + result.stderr
+    shown = result.stdout + result.stderr + (result.shared if isinstance(result, HostRun) else "")
     for secret in secrets:
-        assert secret not in output, f"{secret!r} shown in the output"
+        assert secret not in shown, f"{secret!r} shown in the output"

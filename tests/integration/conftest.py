@@ -1,4 +1,5 @@
-"""Fixtures for the Scaleway plugin tests: a fake Scaleway API (lab/fakescw) and a way to seed it."""
+"""Fixtures for the Scaleway plugin tests: a fake Scaleway API (lab/fakescw) and a way to seed it; with
+pytest-xdist, one worker for all the tests that read a role's batch run."""
 
 from __future__ import annotations
 
@@ -50,3 +51,27 @@ def run_env(fake: Any, tmp_path: Path) -> dict[str, str]:
 def seed(fake: Any) -> Seeder:
     """Creates servers in the fake with the official SDK."""
     return Seeder(fake)
+
+
+# The tests that read the batch run of their module's role (ansible_run.run_role_checks, the ``refusals``
+# fixture). The run is shared by the workers in any case (under a lock); sent to one worker together, they
+# do not keep the other waiting for it.
+BATCH_TESTS = {
+    "test_bad_input_fails_before_any_change",
+    "test_required_nvidia_runtime_without_gpu_fails_before_any_change",
+    "test_secret_values_stay_out_of_the_output",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist load`` (the default of ``-n``), except that a module's batch tests are one work unit."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class BatchScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module, _, test = nodeid.partition("::")
+            return module if test.split("[")[0] in BATCH_TESTS else nodeid
+
+    return BatchScheduling(config, log)

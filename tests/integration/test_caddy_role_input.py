@@ -3,6 +3,8 @@
 The role runs in check mode against this machine (connection local): argument
 spec validation and preflight asserts come before any task that could change
 the host, so every case must stop with changed=0.
+
+The cases run in one ansible-playbook, a host each (ansible_run.run_role_checks).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ansible_run import assert_stopped_unchanged, run_role_check
+from ansible_run import assert_stopped_unchanged, run_role_check, run_role_checks
 
 VALID = {"caddy_domain": "llm.example.com"}
 
@@ -142,10 +144,16 @@ CASES = {
 }
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every case in one run, a host each."""
+    return run_role_checks(tmp_path_factory, "caddy", {case: variables for case, (variables, _) in CASES.items()})
+
+
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_fails_before_any_change(tmp_path, case):
-    variables, patterns = CASES[case]
-    assert_stopped_unchanged(run_role(tmp_path, variables), patterns)
+def test_bad_input_fails_before_any_change(refusals, case):
+    _, patterns = CASES[case]
+    assert_stopped_unchanged(refusals[case], patterns)
 
 
 def test_valid_input_passes_every_check(tmp_path):

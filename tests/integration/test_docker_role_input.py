@@ -3,6 +3,8 @@
 The role runs in check mode against this machine (connection local): argument
 spec validation and preflight asserts come before any task that could change
 the host, so every case must stop with changed=0.
+
+The cases run in one ansible-playbook, a host each (ansible_run.run_role_checks).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ansible_run import assert_stopped_unchanged, run_role_check
+from ansible_run import assert_stopped_unchanged, run_role_check, run_role_checks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,10 +62,23 @@ CASES = {
 }
 
 
+NO_GPU = not Path("/dev/nvidiactl").exists()
+NVIDIA_REQUIRED = {"docker_nvidia_runtime": "required"}
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every case in one run, a host each; on a machine without a GPU, the required NVIDIA runtime too."""
+    cases = {case: variables for case, (variables, _) in CASES.items()}
+    if NO_GPU:
+        cases["required nvidia runtime"] = NVIDIA_REQUIRED
+    return run_role_checks(tmp_path_factory, "docker", cases)
+
+
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_fails_before_any_change(tmp_path, case):
-    variables, patterns = CASES[case]
-    assert_stopped_unchanged(run_role(tmp_path, variables), patterns)
+def test_bad_input_fails_before_any_change(refusals, case):
+    _, patterns = CASES[case]
+    assert_stopped_unchanged(refusals[case], patterns)
 
 
 def test_a_certificate_file_passes_the_ca_check(tmp_path):
@@ -75,7 +90,7 @@ def test_a_certificate_file_passes_the_ca_check(tmp_path):
     assert "docker_health_timeout must be at least 1" in output
 
 
-@pytest.mark.skipif(Path("/dev/nvidiactl").exists(), reason="this machine has an NVIDIA GPU")
-def test_required_nvidia_runtime_without_gpu_fails_before_any_change(tmp_path):
-    result = run_role(tmp_path, {"docker_nvidia_runtime": "required"})
+@pytest.mark.skipif(not NO_GPU, reason="this machine has an NVIDIA GPU")
+def test_required_nvidia_runtime_without_gpu_fails_before_any_change(refusals):
+    result = refusals["required nvidia runtime"]
     assert_stopped_unchanged(result, [r"docker_nvidia_runtime is 'required' but this host has no NVIDIA GPU"])

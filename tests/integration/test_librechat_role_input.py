@@ -5,6 +5,8 @@ spec validation and the preflight checks come before any task that could
 change the host, so every case must stop with changed=0. Secrets are never
 shown in the messages. (A librechat.yaml that LibreChat's schema rejects is
 tested by the molecule scenarios, where the LibreChat image is at hand.)
+
+The cases run in one ansible-playbook, a host each (ansible_run.run_role_checks).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import re
 import socket
 
 import pytest
-from ansible_run import assert_bad_input_refused, assert_stopped_unchanged, overlay, run_role_check
+from ansible_run import assert_refused, assert_stopped_unchanged, overlay, run_role_check, run_role_checks
 
 BASE = {"librechat_domain": "example.test", "librechat_listen_addresses": ["127.0.0.1"], "librechat_port": 53080}
 S3 = {
@@ -170,10 +172,18 @@ CASES = {
 SECRETS = ("0123456789abcdef", "short-jwt-secret", "short-session", "master-key-0123456789abcdef", "s3-secret-0123")
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every case in one run, a host each."""
+    return run_role_checks(
+        tmp_path_factory, "librechat", {case: overlay(BASE, variables) for case, (variables, _) in CASES.items()}
+    )
+
+
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_fails_before_any_change(tmp_path, case):
-    variables, patterns = CASES[case]
-    assert_bad_input_refused(tmp_path, "librechat", overlay(BASE, variables), patterns, SECRETS)
+def test_bad_input_fails_before_any_change(refusals, case):
+    _, patterns = CASES[case]
+    assert_refused(refusals[case], patterns, SECRETS)
 
 
 def test_valid_input_passes_and_generates_the_secrets(tmp_path):

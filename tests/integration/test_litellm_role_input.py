@@ -4,6 +4,8 @@ The role runs in check mode against this machine (connection local): argument
 spec validation and the preflight checks come before any task that could
 change the host, so every case must stop with changed=0. Secrets are never
 shown in the messages.
+
+The cases run in one ansible-playbook, a host each (ansible_run.run_role_checks).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from ansible_run import assert_bad_input_refused, assert_stopped_unchanged, overlay, run_role_check
+from ansible_run import assert_refused, assert_stopped_unchanged, overlay, run_role_check, run_role_checks
 
 # Valid values for what has no usable default on a bare machine, so that each case fails on the one variable it
 # breaks (None: leave the variable unset).
@@ -132,10 +134,18 @@ CASES = {
 SECRETS = ("master-key-0123456789abcdef", "salt-0123456789", "fallback-secret-0123456789", "0123456789")
 
 
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every case in one run, a host each."""
+    return run_role_checks(
+        tmp_path_factory, "litellm", {case: overlay(BASE, variables) for case, (variables, _) in CASES.items()}
+    )
+
+
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_fails_before_any_change(tmp_path, case):
-    variables, patterns = CASES[case]
-    assert_bad_input_refused(tmp_path, "litellm", overlay(BASE, variables), patterns, SECRETS)
+def test_bad_input_fails_before_any_change(refusals, case):
+    _, patterns = CASES[case]
+    assert_refused(refusals[case], patterns, SECRETS)
 
 
 def test_valid_input_passes_the_variable_checks(tmp_path):

@@ -4,6 +4,8 @@ The role runs in check mode against this machine (connection local): argument
 spec validation and the preflight checks come before any task that could
 change the host, so every case must stop with changed=0. Secrets are never
 shown in the messages.
+
+The cases run in one ansible-playbook, a host each (ansible_run.run_role_checks).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ansible_run import assert_bad_input_refused, overlay, run_role_check
+from ansible_run import assert_refused, overlay, run_role_check, run_role_checks
 
 # A valid database address, so that each case fails on the one variable it breaks (None: leave it unset).
 BASE = {"telegraf_postgresql_host": "127.0.0.1"}
@@ -124,12 +126,21 @@ CASES = {
 }
 
 SECRETS = ("0123456789", TOKEN, "secret@")
+# Its message names the host, localhost in a run of its own: in the batch, its host is localhost too.
+HOST_NAMED = "nvidia_smi forced on a host without it"
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every case in one run, a host each (localhost for the case whose message names the host)."""
+    cases = {case: overlay(BASE, variables) for case, (variables, _) in CASES.items()}
+    return run_role_checks(tmp_path_factory, "telegraf", cases, localhost=HOST_NAMED)
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_fails_before_any_change(tmp_path, case):
-    variables, patterns = CASES[case]
-    assert_bad_input_refused(tmp_path, "telegraf", overlay(BASE, variables), patterns, SECRETS)
+def test_bad_input_fails_before_any_change(refusals, case):
+    _, patterns = CASES[case]
+    assert_refused(refusals[case], patterns, SECRETS)
 
 
 def test_valid_input_passes_the_checks_and_reads_the_entrance_password(tmp_path):

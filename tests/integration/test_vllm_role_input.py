@@ -4,6 +4,8 @@ The role runs in check mode against this machine (connection local): argument
 spec validation, the preflight checks and the fit check come before any task
 that could change the host, so every case must stop with changed=0. The API
 key is never shown in the messages.
+
+The cases run in one ansible-playbook, a host each (ansible_run.run_role_checks).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from ansible_run import assert_stopped_unchanged, overlay, run_role_check
+from ansible_run import assert_stopped_unchanged, overlay, run_role_check, run_role_checks
 
 # A valid private address, so that each case fails on the one variable it breaks (None: leave it unset).
 BASE = {"vllm_listen_address": "127.0.0.1", "vllm_gpus": "none"}
@@ -178,17 +180,30 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_fails_before_any_change(tmp_path, case):
-    variables, patterns = CASES[case]
+def case_variables(variables: dict) -> dict:
+    """The case over BASE; a None value, in vllm_models' entries too, leaves the key out."""
     merged = overlay(BASE, variables)
     if "vllm_models" in merged:
         merged["vllm_models"] = [
             {key: value for key, value in model.items() if value is not None} for model in merged["vllm_models"]
         ]
-    result = run_role_check(tmp_path, "vllm", merged)
+    return merged
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every case in one run, a host each."""
+    return run_role_checks(
+        tmp_path_factory, "vllm", {case: case_variables(variables) for case, (variables, _) in CASES.items()}
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_fails_before_any_change(refusals, case):
+    _, patterns = CASES[case]
+    result = refusals[case]
     assert_stopped_unchanged(result, patterns)
-    output = result.stdout + result.stderr
+    output = result.stdout + result.stderr + result.shared
     assert f"'{SECRET}'" not in output and f'"{SECRET}"' not in output, "the API key is shown in the output"
 
 
