@@ -1,34 +1,33 @@
-"""The scheduler role: bad input fails before anything changes, and the pieces it installs do what they say.
+"""The scheduler role: bad input fails before anything changes, and what it renders is what runs.
 
 - Bad input: the role runs in check mode against this machine (connection
-  local); argument spec validation and the preflight checks come before any
-  task that could change the host, so every case must stop with changed=0,
-  naming the variable. Secrets are never shown.
+  local), every case in one ansible-playbook run, a host each; argument spec
+  validation and the preflight checks come before any task that could change
+  the host, so every case must stop with changed=0, naming the variable.
+  Secrets are never shown.
 - Valid input: the whole role in check mode, its rendered timers and no secret
   in the output.
-- The command's schedule logic (files/parrotpark_gpu.py run directly):
-  should-be-up, next-up, up outside the schedule, up --force and down with a
-  stand-in ansible-playbook, the records for Telegraf.
 - The timers: systemd's own reading of the rendered OnCalendar= expressions
-  gives exactly the ticks the command computes.
-- files/pack_collections.py: packing twice gives the same bytes, and the
-  tarball installs offline and packs back to the same bytes.
+  gives exactly the ticks the command computes; the rendered schedule and
+  command are what the program reads.
 - The nested inventory, rendered from the role's templates, read by
   ansible-inventory against the fake Scaleway API: the GPU server in its
   groups on its private address, the forwarded variables (a vaulted one
   decrypted), the entrance server under its own name.
+
+The command itself (files/parrotpark_gpu.py) is tested in
+tests/unit/test_scheduler_cli.py, files/pack_collections.py in
+tests/unit/test_pack_collections.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,13 @@ from ansible_run import (
     BIN,
     ROOT,
     ansible_env,
-    assert_bad_input_refused,
+    assert_refused,
     group_members,
     inventory_hosts,
     overlay,
     run_inventory,
     run_playbook,
+    run_role_checks,
 )
 from fake_scaleway import ACCESS_KEY, PROJECT_ID, SECRET_KEY, Seeder
 
@@ -186,12 +186,21 @@ CASES = {
 }
 
 SECRETS = (SECRET_KEY, BAD_SECRET)
+# Its message names the host, localhost in a run of its own: in the batch, its host is localhost too.
+HOST_NAMED = "unknown time zone"
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every case in one run, a host each (localhost for the case whose message names the host)."""
+    cases = {case: overlay(BASE, variables) for case, (variables, _) in CASES.items()}
+    return run_role_checks(tmp_path_factory, "scheduler", cases, localhost=HOST_NAMED)
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_bad_input_fails_before_any_change(tmp_path, case):
-    variables, patterns = CASES[case]
-    assert_bad_input_refused(tmp_path, "scheduler", overlay(BASE, variables), patterns, SECRETS)
+def test_bad_input_fails_before_any_change(refusals, case):
+    _, patterns = CASES[case]
+    assert_refused(refusals[case], patterns, SECRETS)
 
 
 # LiteLLM's and LibreChat's secrets under the entrance's name, which the
@@ -284,151 +293,6 @@ def controller_versions() -> dict[str, str]:
                 versions[name] = json.loads(manifest.read_text())["collection_info"]["version"]
                 break
     return versions
-
-
-# --------------------------------------------------------------------------
-# The command's schedule logic
-# --------------------------------------------------------------------------
-
-SCHEDULE = {
-    "time_zone": "Europe/Paris",
-    "days": ["Mon", "Tue", "Wed", "Thu", "Fri"],
-    "up_time": "08:00",
-    "down_time": "19:00",
-    "retry_minutes": 15,
-    "holidays": ["2025-12-25"],
-}
-
-
-def program(tmp_path: Path, *args: str, schedule: dict[str, Any] | None = None, env: dict[str, str] | None = None):
-    path = tmp_path / "schedule.json"
-    path.write_text(json.dumps(schedule or SCHEDULE))
-    return subprocess.run(
-        [
-            sys.executable,
-            str(PROGRAM),
-            "--schedule",
-            str(path),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--lock-file",
-            str(tmp_path / "lock"),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-
-
-@pytest.mark.parametrize(
-    ("at", "expected", "reason"),
-    [
-        ("2025-01-06T10:00", 0, r"inside the working hours 08:00-19:00"),  # Monday
-        ("2025-01-06T08:00", 0, r"inside"),
-        ("2025-01-06T18:59", 0, r"inside"),
-        ("2025-01-06T07:59", 1, r"before the up time 08:00"),
-        ("2025-01-06T19:00", 1, r"at or after the down time 19:00"),
-        ("2025-01-04T10:00", 1, r"Sat is not a working day"),
-        ("2025-12-25T10:00", 1, r"2025-12-25 is a holiday"),  # a Thursday
-        ("2025-01-06T07:30:00+00:00", 0, r"08:30 Europe/Paris"),  # an offset is converted to the zone
-        ("2025-07-07T06:30:00+00:00", 0, r"08:30 Europe/Paris"),  # summer time: UTC+2
-    ],
-)
-def test_should_be_up(tmp_path, at, expected, reason):
-    result = program(tmp_path, "should-be-up", "--at", at)
-    assert result.returncode == expected, result.stdout + result.stderr
-    assert re.search(reason, result.stdout), result.stdout
-
-
-@pytest.mark.parametrize(
-    ("at", "expected"),
-    [
-        ("2025-01-10T19:30", "2025-01-13T08:00+01:00"),  # Friday evening: Monday's up time
-        ("2025-01-11T12:00", "2025-01-13T08:00+01:00"),  # Saturday
-        ("2025-01-06T06:00", "2025-01-06T08:00+01:00"),  # Monday morning: today
-        ("2025-01-06T10:01", "2025-01-06T10:15+01:00"),  # inside the hours: the up timer's next tick
-        ("2025-12-24T19:00", "2025-12-26T08:00+01:00"),  # the holiday is skipped
-        ("2025-03-28T20:00", "2025-03-31T08:00+02:00"),  # across the change to summer time
-    ],
-)
-def test_next_up(tmp_path, at, expected):
-    iso = program(tmp_path, "next-up", "--at", at, "--iso")
-    assert iso.returncode == 0, iso.stderr
-    assert iso.stdout.strip() == expected
-    short = program(tmp_path, "next-up", "--at", at)
-    assert short.stdout.strip() == expected[11:16]
-
-
-def test_a_broken_schedule_is_an_error(tmp_path):
-    result = program(tmp_path, "should-be-up", schedule={**SCHEDULE, "up_time": "20:00"})
-    assert result.returncode == 2
-    assert "up_time (20:00) must be before down_time (19:00)" in result.stderr
-
-
-def stand_in_playbook(tmp_path: Path, exit_code: int) -> Path:
-    """An ansible-playbook that records its arguments and the environment it got, then exits with exit_code."""
-    path = tmp_path / f"ansible-playbook-{exit_code}"
-    path.write_text(
-        f"#!{sys.executable}\n"
-        "import json, os, sys\n"
-        f"open({str(tmp_path / 'called.json')!r}, 'w').write(json.dumps("
-        "{'argv': sys.argv[1:], 'env': {k: v for k, v in os.environ.items() if k.startswith(('SCW_', 'ANSIBLE_'))}}))\n"
-        "print('PLAY RECAP stand-in')\n"
-        f"sys.exit({exit_code})\n"
-    )
-    path.chmod(0o755)
-    return path
-
-
-def test_up_outside_the_schedule_does_nothing(tmp_path):
-    today = datetime.now(UTC).date()
-    holidays = [(today + timedelta(days=offset)).isoformat() for offset in (-1, 0, 1)]
-    playbook = stand_in_playbook(tmp_path, 0)
-    result = program(tmp_path, "--ansible-playbook", str(playbook), "up", schedule={**SCHEDULE, "holidays": holidays})
-    assert result.returncode == 0, result.stderr
-    for words in ("outside the schedule", "is a holiday", "nothing to do"):
-        assert words in result.stdout, result.stdout
-    assert not (tmp_path / "called.json").exists(), "the playbook must not run"
-    assert not (tmp_path / "state" / "last-up.json").exists()
-
-
-def test_up_force_and_down_run_the_playbooks_and_record_them(tmp_path):
-    env_file = tmp_path / "environment"
-    env_file.write_text(f"# managed\nSCW_ACCESS_KEY={ACCESS_KEY}\nSCW_SECRET_KEY={SECRET_KEY}\nANSIBLE_CONFIG=/x.cfg\n")
-    common = ["--environment-file", str(env_file), "--inventory", str(tmp_path / "inventory")]
-
-    up = program(tmp_path, *common, "--ansible-playbook", str(stand_in_playbook(tmp_path, 0)), "up", "--force")
-    assert up.returncode == 0, up.stdout + up.stderr
-    assert "PLAY RECAP stand-in" in up.stdout, "the playbook's output is streamed"
-    called = json.loads((tmp_path / "called.json").read_text())
-    assert called["argv"] == ["-i", str(tmp_path / "inventory"), "parrotpark.llm.gpu_up"]
-    assert called["env"]["SCW_SECRET_KEY"] == SECRET_KEY and called["env"]["ANSIBLE_CONFIG"] == "/x.cfg"
-    record = json.loads((tmp_path / "state" / "last-up.json").read_text())
-    assert record["action"] == "up" and record["outcome"] == "ok" and record["exit_code"] == 0
-    assert isinstance(record["duration_seconds"], float) and record["duration_seconds"] >= 0
-    assert datetime.fromisoformat(record["started"]) <= datetime.fromisoformat(record["finished"])
-
-    down_playbook = stand_in_playbook(tmp_path, 3)
-    down = program(tmp_path, *common, "--ansible-playbook", str(down_playbook), "down", "--", "-v", "-e", "x=1")
-    assert down.returncode == 3, "the playbook's exit code"
-    called = json.loads((tmp_path / "called.json").read_text())
-    assert called["argv"] == ["-i", str(tmp_path / "inventory"), "parrotpark.llm.gpu_down", "-v", "-e", "x=1"]
-    record = json.loads((tmp_path / "state" / "last-down.json").read_text())
-    assert record["outcome"] == "failed" and record["exit_code"] == 3
-
-    lines = (tmp_path / "state" / "scheduler.influx").read_text().splitlines()
-    line = r"parrotpark_scheduler,action={} success={}i,exit_code={}i,duration_seconds=\d+\.\d,last_run=(\d+)i"
-    up_line = re.fullmatch(line.format("up", 1, 0), lines[0])
-    down_line = re.fullmatch(line.format("down", 0, 3), lines[1])
-    assert len(lines) == 2 and up_line and down_line, lines
-    finished = datetime.fromisoformat(record["finished"]).timestamp()
-    assert int(down_line.group(1)) == int(finished)
-
-    status = program(tmp_path, "status")
-    assert "last up: ok (exit code 0)" in status.stdout and "last down: failed (exit code 3)" in status.stdout
 
 
 # --------------------------------------------------------------------------
@@ -555,84 +419,6 @@ def test_timer_ticks_are_the_ticks_of_the_command(tmp_path, schedule):
     window = {tick for tick in ticks if started + timedelta(minutes=1) < tick <= horizon}
     assert window, "the comparison must cover ticks"
     assert {e for e in elapses if started + timedelta(minutes=1) < e <= horizon} == window
-
-
-# --------------------------------------------------------------------------
-# Reproducible collection tarballs
-# --------------------------------------------------------------------------
-
-
-def pack(output: Path, *args: str) -> dict[str, dict[str, str]]:
-    result = subprocess.run(
-        [sys.executable, str(PACK), "--output-dir", str(output), *args],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return {entry["name"]: entry for entry in json.loads(result.stdout)["collections"]}
-
-
-def test_pack_collections_is_reproducible_and_installs_offline(tmp_path):
-    args = ["--self", str(ROOT), "--collection", "community.docker", "--search-path", str(ROOT / "collections")]
-    first = pack(tmp_path / "one", *args)
-    second = pack(tmp_path / "two", *args)
-    assert set(first) == {"parrotpark.llm", "community.docker"}
-    for name, entry in first.items():
-        data = Path(entry["path"]).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == entry["sha256"] == second[name]["sha256"], name
-        assert Path(second[name]["path"]).read_bytes() == data
-        assert data[4:8] == b"\0\0\0\0", "gzip header without a time"
-        with tarfile.open(entry["path"]) as tar:
-            members = tar.getmembers()
-        names = [member.name for member in members]
-        assert names == sorted(names) and {"MANIFEST.json", "FILES.json"} <= set(names)
-        assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and not m.uname and not m.gname for m in members)
-        assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
-    again = pack(tmp_path / "one", *args)
-    assert again["parrotpark.llm"]["sha256"] == first["parrotpark.llm"]["sha256"]
-
-    # Offline install, as the role does on the entrance server, then packed back from the installation.
-    installed = tmp_path / "installed"
-    for entry in first.values():
-        result = subprocess.run(
-            [
-                str(BIN / "ansible-galaxy"),
-                "collection",
-                "install",
-                "--offline",
-                "--force",
-                "--no-deps",
-                "--collections-path",
-                str(installed),
-                entry["path"],
-            ],
-            capture_output=True,
-            text=True,
-            env={**ansible_env(), "ANSIBLE_COLLECTIONS_PATH": str(installed)},
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-    root = installed / "ansible_collections" / "parrotpark" / "llm"
-    assert (root / "roles" / "scheduler" / "files" / "parrotpark_gpu.py").is_file()
-    back = pack(tmp_path / "back", "--self", str(root))
-    assert back["parrotpark.llm"]["sha256"] == first["parrotpark.llm"]["sha256"]
-
-
-def test_pack_collections_names_a_missing_collection(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(PACK), "--output-dir", str(tmp_path), "--collection", "no_such.collection"],
-        capture_output=True,
-        text=True,
-        env=ansible_env(),
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 1
-    assert "collection no_such.collection is not installed on the controller" in result.stderr
 
 
 # --------------------------------------------------------------------------
