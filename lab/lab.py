@@ -405,7 +405,7 @@ def status(config: LabConfig) -> bool:
     if fake_answers(config):
         with urllib.request.urlopen(f"{config.fake_url}/_fake/state", timeout=10) as answer:
             servers = json.loads(answer.read())["servers"]
-        print(f"fake cloud: {len(servers)} server(s) {' '.join(s['name'] + ':' + s['state'] for s in servers)}")
+        print(f"fake cloud: {len(servers)} server(s)", *(f"{s['name']} ({s['state']})" for s in servers))
     password = config.secrets / "lab-user-password"
     if password.is_file():
         print(summary(config, password.read_text().strip()))
