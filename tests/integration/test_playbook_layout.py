@@ -50,6 +50,7 @@ def test_routes_follow_the_groups(tmp_path, layout):
 - hosts: entrance
   gather_facts: false
   vars_files: [{ROOT}/playbooks/vars/gpu.yml]
+  roles: [parrotpark.llm.parrotpark]
   tasks:
     - ansible.builtin.copy:
         content: "{{{{ {{'routes': __pp_gpu_routes, 'gateway': __pp_gateway_on_entrance | bool,
