@@ -186,7 +186,7 @@ stage_molecule() {
 # stay off so that only the test starts the GPU services.
 # PARROTPARK_LAB_KEEP=1 keeps a failed lab.
 lab_in_layout() {
-  local layout=$1 tests=$2 rc=0 leftover
+  local layout=$1 tests=$2 rc=0
   export PARROTPARK_LAB_TIMERS=off PARROTPARK_LAB_LAYOUT=$layout
   scripts/lab.sh up || rc=1
   if [ "$rc" -eq 0 ]; then
@@ -199,17 +199,7 @@ lab_in_layout() {
   fi
   printf -- '-------- teardown (make lab-down) --------\n'
   scripts/lab.sh down || return 1
-  leftover=$(
-    docker ps -a --format '{{.Names}}' --filter label=parrotpark.lab=true
-    docker ps -a --format '{{.Names}}' --filter label=parrotpark.fakescw.server
-    docker volume ls --format '{{.Name}}' --filter name=parrotpark-lab | grep -vx parrotpark-lab-registry-cache
-    docker network ls --format '{{.Name}}' --filter name=parrotpark-lab
-  )
-  if [ -n "$leftover" ]; then
-    echo "make lab-down left these behind:"
-    echo "$leftover"
-    return 1
-  fi
+  python lab/lab.py leftovers || return 1
   docker image inspect parrotpark/lab-base-trixie:current >/dev/null || {
     echo "make lab-down removed the cached images"
     return 1

@@ -19,6 +19,7 @@ from lab_support import (
     DOMAIN,
     DOWN_TIMEOUT,
     ENTRANCE,
+    MONGO,
     SECRETS,
     UP_TIMEOUT,
     assert_completions_stream_and_embed,
@@ -42,7 +43,6 @@ from lab_support import (
 )
 
 pytestmark = only_in_layout("seeds")
-MONGO = "parrotpark-lab-mongo"
 GPU_SIDE = ["parrotpark-litellm", "parrotpark-librechat", "parrotpark-librechat-rag-api"]
 
 
