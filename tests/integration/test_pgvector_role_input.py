@@ -8,8 +8,10 @@ The cases run in one ansible-playbook, a host each (ansible_run.run_role_checks)
 
 from __future__ import annotations
 
+import socket
+
 import pytest
-from ansible_run import assert_stopped_unchanged, run_role_checks
+from ansible_run import assert_stopped_unchanged, run_role_check, run_role_checks
 
 STRONG = "a-strong-password-0123456789"
 BASE = {"pgvector_superuser_password": STRONG}
@@ -60,6 +62,16 @@ CASES = {
         [r"pgvector_backup_s3_access_key and\s+pgvector_backup_s3_secret_key are required"],
     ),
     "wrong type": ({"pgvector_backup_keep": "many"}, [r"pgvector_backup_keep", r"int"]),
+    "relative config dir": ({"pgvector_config_dir": "etc/pg"}, [r"pgvector_config_dir must be an absolute path"]),
+    "no health wait": (
+        {"pgvector_health_retries": 0},
+        [r"pgvector_health_retries and pgvector_health_delay at least 1 \(got 0 and"],
+    ),
+    "log size format": ({"pgvector_log_max_size": "10 MB"}, [r"pgvector_log_max_size a number followed by k, m or g"]),
+    "container name not a docker name": (
+        {"pgvector_container_name": "parrotpark/postgres"},
+        [r"pgvector_container_name and pgvector_docker_network must be Docker names"],
+    ),
 }
 
 
@@ -84,3 +96,15 @@ def test_secret_values_stay_out_of_the_output(refusals):
     result = refusals["short secret"]
     assert result.returncode != 0
     assert SHORT_SECRET not in result.stdout + result.stderr + result.shared
+
+
+def test_port_in_use_fails_before_any_change(tmp_path):
+    """A published port another program listens on is reported with the variable, before anything changes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        result = run_role_check(
+            tmp_path, "pgvector", {**BASE, "pgvector_listen_addresses": ["127.0.0.1"], "pgvector_port": port}
+        )
+    assert_stopped_unchanged(result, [rf"pgvector_port: another program already listens on 127\.0\.0\.1:{port}"])

@@ -49,6 +49,11 @@ from ansible_run import (
 from fake_scaleway import ACCESS_KEY, PROJECT_ID, SECRET_KEY, Seeder
 
 ROLE = ROOT / "roles" / "scheduler"
+# The stack contract (roles/parrotpark, a dependency of the scheduler role): its defaults and constants.
+CONTRACT_VARS = [
+    str(ROLE.parent / "parrotpark" / "defaults" / "main.yml"),
+    str(ROLE.parent / "parrotpark" / "vars" / "main.yml"),
+]
 PROGRAM = ROLE / "files" / "parrotpark_gpu.py"
 PACK = ROLE / "files" / "pack_collections.py"
 DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
@@ -326,7 +331,11 @@ def render_role_vars(
                     "hosts": host,
                     "connection": "local",
                     "gather_facts": False,
-                    "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+                    "vars_files": [
+                        *CONTRACT_VARS,
+                        str(ROLE / "defaults" / "main.yml"),
+                        str(ROLE / "vars" / "main.yml"),
+                    ],
                     "tasks": [
                         {
                             "name": "Write them",
@@ -444,7 +453,11 @@ def write_render_playbook(playbook: Path, templates: dict[str, Path]) -> Path:
                     "name": "Render the nested inventory with the role's templates",
                     "hosts": "entrance",
                     "gather_facts": False,
-                    "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
+                    "vars_files": [
+                        *CONTRACT_VARS,
+                        str(ROLE / "defaults" / "main.yml"),
+                        str(ROLE / "vars" / "main.yml"),
+                    ],
                     "tasks": [
                         {
                             "name": f"Render {src}",
