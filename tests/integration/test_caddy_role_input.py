@@ -72,20 +72,21 @@ CASES = {
     ),
     "port collision": (
         {**VALID, "caddy_http_port": 8443, "caddy_https_port": 8443},
-        [r"caddy_http_port and caddy_https_port must be two different ports .* got 8443 and 8443"],
+        [r"caddy_http_port and caddy_https_port must differ; both are 8443"],
     ),
     "port out of range": (
         {**VALID, "caddy_https_port": 65536},
-        [r"caddy_http_port and caddy_https_port must be two different ports between 1 and 65535"],
+        [r"caddy_https_port must be between 1 and 65535 \(got 65536\)"],
     ),
+    "http port zero": ({**VALID, "caddy_http_port": 0}, [r"caddy_http_port must be between 1 and 65535 \(got 0\)"]),
     "port not a number": ({**VALID, "caddy_http_port": "eighty"}, [r"caddy_http_port", r"int"]),
     "bind address is a name": (
         {**VALID, "caddy_bind_addresses": ["localhost"]},
-        [r"caddy_bind_addresses: 'localhost' is not an IP address"],
+        [r"caddy_bind_addresses must list at least one IP address \(got \['localhost'\]\)"],
     ),
     "bind address with port": (
         {**VALID, "caddy_bind_addresses": ["127.0.0.1:80"]},
-        [r"caddy_bind_addresses: '127.0.0.1:80' is not an IP address"],
+        [r"caddy_bind_addresses must list at least one IP address \(got \['127.0.0.1:80'\]\)"],
     ),
     "unknown tls mode": ({**VALID, "caddy_tls_mode": "letsencrypt"}, [r"caddy_tls_mode", r"auto, internal"]),
     "route on caddy's admin port": (
@@ -122,7 +123,15 @@ CASES = {
     ),
     "log rotation zero": (
         {**VALID, "caddy_log_roll_keep": 0},
-        [r"caddy_log_roll_size_mb, caddy_log_roll_keep and caddy_log_roll_keep_days must each be at least 1"],
+        [r"caddy_log_roll_keep must be at least 1 \(got 0\)"],
+    ),
+    "log roll size zero": (
+        {**VALID, "caddy_log_roll_size_mb": 0},
+        [r"caddy_log_roll_size_mb must be at least 1 \(got 0\)"],
+    ),
+    "log roll days zero": (
+        {**VALID, "caddy_log_roll_keep_days": 0},
+        [r"caddy_log_roll_keep_days must be at least 1 \(got 0\)"],
     ),
     "acme email": ({**VALID, "caddy_acme_email": "ops"}, [r"caddy_acme_email must be an e-mail address"]),
     "acme ca over http": (
@@ -131,7 +140,19 @@ CASES = {
     ),
     "relative config dir": (
         {**VALID, "caddy_config_dir": "etc/caddy"},
-        [r"caddy_config_dir and caddy_log_dir must be two different absolute paths"],
+        [r"caddy_config_dir must be an absolute path \(got 'etc/caddy'\)"],
+    ),
+    "relative log dir": (
+        {**VALID, "caddy_log_dir": "var/log/caddy"},
+        [r"caddy_log_dir must be an absolute path \(got 'var/log/caddy'\)"],
+    ),
+    "config dir with a colon": (
+        {**VALID, "caddy_config_dir": "/etc/caddy:ro"},
+        [r"caddy_config_dir and caddy_log_dir must be two different paths without spaces or colons"],
+    ),
+    "config dir and log dir the same": (
+        {**VALID, "caddy_config_dir": "/srv/caddy", "caddy_log_dir": "/srv/caddy/"},
+        [r"caddy_config_dir and caddy_log_dir must be two different paths .* got '/srv/caddy' and '/srv/caddy/'"],
     ),
     "same volume twice": (
         {**VALID, "caddy_config_volume": "parrotpark-caddy-data"},
