@@ -35,15 +35,23 @@ CASES = {
     ),
     "database port out of range": (
         {"telegraf_postgresql_port": 0},
-        [r"telegraf_postgresql_port must be between 1 and 65535"],
+        [r"telegraf_postgresql_port must be between 1 and 65535 \(got 0\)"],
     ),
     "database name not an identifier": (
         {"telegraf_postgresql_database": "my-metrics"},
-        [r"telegraf_postgresql_user and telegraf_postgresql_schema lower-case SQL\s+identifiers", r"'my-metrics'"],
+        [r"telegraf_postgresql_database must be a lower-case SQL identifier .*\(got 'my-metrics'\)"],
+    ),
+    "database user not an identifier": (
+        {"telegraf_postgresql_user": "1metrics"},
+        [r"telegraf_postgresql_user must be a lower-case SQL identifier .*\(got '1metrics'\)"],
+    ),
+    "database schema not an identifier": (
+        {"telegraf_postgresql_schema": "Public"},
+        [r"telegraf_postgresql_schema must be a lower-case SQL identifier .*\(got 'Public'\)"],
     ),
     "short database password": (
         {"telegraf_postgresql_password": "0123456789"},
-        [r"telegraf_postgresql_password must have at least 16 characters; it has 10", r"postgres-metrics"],
+        [r"telegraf_postgresql_password must have at least 16 characters; it has 10", r"file\s+\S*/postgres-metrics"],
     ),
     "unknown sslmode": (
         {"telegraf_postgresql_sslmode": "on"},
@@ -55,7 +63,11 @@ CASES = {
     ),
     "zero interval": (
         {"telegraf_interval": 0},
-        [r"telegraf_interval and telegraf_flush_interval must be between 1 and 3600"],
+        [r"telegraf_interval must be between 1 and 3600 \(got 0\)"],
+    ),
+    "flush interval too long": (
+        {"telegraf_flush_interval": 3601},
+        [r"telegraf_flush_interval must be between 1 and 3600 \(got 3601\)"],
     ),
     "interval not a number": ({"telegraf_interval": "ten"}, [r"telegraf_interval", r"int"]),
     "relative influx file": (
@@ -64,8 +76,9 @@ CASES = {
     ),
     "scrape timeout too long": (
         {"telegraf_prometheus_timeout": 600},
-        [r"telegraf_prometheus_timeout between 1 and 300 seconds \(got\s+600\)"],
+        [r"telegraf_prometheus_timeout must be between 1 and 300 \(got 600\)"],
     ),
+    "empty hostname": ({"telegraf_hostname": ""}, [r"telegraf_hostname must not be empty \(got ''\)"]),
     "global tag name with a dash": (
         {"telegraf_global_tags": {"cost-centre": "x"}},
         [r"telegraf_global_tags names must be", r"wrong: \['cost-centre'\]"],
@@ -116,7 +129,11 @@ CASES = {
     ),
     "relative config dir": (
         {"telegraf_config_dir": "etc/telegraf"},
-        [r"telegraf_config_dir and telegraf_docker_socket must be absolute"],
+        [r"telegraf_config_dir must be an absolute path \(got 'etc/telegraf'\)"],
+    ),
+    "relative docker socket": (
+        {"telegraf_docker_socket": "run/docker.sock"},
+        [r"telegraf_docker_socket must be an absolute path \(got 'run/docker.sock'\)"],
     ),
     "no health wait": (
         {"telegraf_health_retries": 0},
