@@ -30,10 +30,14 @@ CASES = {
         [r"docker_nvidia_runtime", r"auto, required, disabled"],
     ),
     "wrong bool": ({"docker_daemon_live_restore": "sometimes"}, [r"docker_daemon_live_restore", r"bool"]),
-    "log size format": ({"docker_daemon_log_max_size": "10 MB"}, [r"docker_daemon_log_max_size must be a number"]),
+    "log size format": (
+        {"docker_daemon_log_max_size": "10 MB"},
+        [r"docker_daemon_log_max_size must be a number followed by k, m or g", r"\(got '10 MB'\)"],
+    ),
+    "no log file": ({"docker_daemon_log_max_file": 0}, [r"docker_daemon_log_max_file must be at least 1 \(got 0\)"]),
     "registry with scheme": (
         {"docker_daemon_insecure_registries": ["http://registry:5000"]},
-        [r"docker_daemon_insecure_registries: 'http://registry:5000' is not valid"],
+        [r"docker_daemon_insecure_registries: 'http://registry:5000' is not host, host:port or a CIDR"],
     ),
     "mirror not a URL": (
         {"docker_daemon_registry_mirrors": ["mirror.local"]},
@@ -41,7 +45,7 @@ CASES = {
     ),
     "relative data root": (
         {"docker_daemon_data_root": "srv/docker"},
-        [r"docker_daemon_data_root must be an absolute path"],
+        [r"docker_daemon_data_root must be an absolute path \(got 'srv/docker'\)"],
     ),
     "missing CA bundle": (
         {"docker_extra_ca_bundle": "/nonexistent/ca.pem"},
@@ -53,11 +57,16 @@ CASES = {
     ),
     "bad environment name": (
         {"docker_service_environment": {"HTTP PROXY": "x"}},
-        [r"docker_service_environment: 'HTTP PROXY' is not a valid environment variable name"],
+        [r"docker_service_environment must map environment variable names", r"not names: \['HTTP PROXY'\]"],
     ),
     "plain http upstream": (
         {"docker_install_source": "upstream", "docker_upstream_repository_url": "http://mirror/linux"},
         [r"docker_upstream_repository_url must be an https:// URL"],
+    ),
+    "no health wait": ({"docker_health_timeout": 0}, [r"docker_health_timeout must be at least 1 \(got 0\)"]),
+    "two broken rules, both reported": (
+        {"docker_daemon_log_max_file": 0, "docker_health_timeout": 0},
+        [r"docker_daemon_log_max_file must be at least 1", r"docker_health_timeout must be at least 1"],
     ),
 }
 
@@ -82,12 +91,12 @@ def test_bad_input_fails_before_any_change(refusals, case):
 
 
 def test_a_certificate_file_passes_the_ca_check(tmp_path):
-    """The CA check accepts a real PEM file (and the run then stops at the next bad variable)."""
+    """The CA check accepts a real PEM file (and the run then stops at the next bad variable, checked after it)."""
     ca = ROOT / "molecule" / "docker-alternative" / "test-ca.pem"
-    result = run_role(tmp_path, {"docker_extra_ca_bundle": str(ca), "docker_health_timeout": 0})
+    result = run_role(tmp_path, {"docker_extra_ca_bundle": str(ca), "docker_users": ["no-such-user-4711"]})
     output = result.stdout + result.stderr
     assert "docker_extra_ca_bundle must name" not in output
-    assert "docker_health_timeout must be at least 1" in output
+    assert "docker_users: user 'no-such-user-4711' does not exist" in output
 
 
 @pytest.mark.skipif(not NO_GPU, reason="this machine has an NVIDIA GPU")
