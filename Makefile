@@ -1,20 +1,22 @@
 # The two commands of the README, plus shortcuts to single test stages.
 # Every target sets itself up (virtualenv, container engine, images).
-.PHONY: help lab lab-seeds lab-down lab-clean test setup lint sanity unit build integration images molecule lab-test seeds-test
+.PHONY: help lab lab-gpu-gateway lab-seeds lab-down lab-clean test setup lint sanity unit build integration images molecule lab-test gpu-gateway-test seeds-test
 
 help:
-	@echo "make lab        bring up the lab and run site.yml against it"
-	@echo "make lab-seeds  the same in the seeds' layout (LiteLLM and LibreChat on the GPU server)"
-	@echo "make lab-down   remove the lab's containers, volumes and network"
-	@echo "make lab-clean  lab-down, and remove the lab's images too"
-	@echo "make test       run every test stage (what CI runs)"
-	@echo "make lint|sanity|unit|build|integration|images|molecule|lab-test|seeds-test   one stage"
+	@echo "make lab              bring up the lab and run site.yml against it (the gateway on the entrance)"
+	@echo "make lab-gpu-gateway  the same with the gateway on the GPU server (LiteLLM and LibreChat there)"
+	@echo "make lab-down         remove the lab's containers, volumes and network"
+	@echo "make lab-clean        lab-down, and remove the lab's images too"
+	@echo "make test             run every test stage (what CI runs)"
+	@echo "make lint|sanity|unit|build|integration|images|molecule|lab-test|gpu-gateway-test   one stage"
 
 lab:
 	scripts/lab.sh up
 
-lab-seeds:
-	PARROTPARK_LAB_LAYOUT=seeds scripts/lab.sh up
+# The gateway (LiteLLM) and chat (LibreChat) on the GPU server, the entrance in
+# neither group; lab-seeds is its earlier name.
+lab-gpu-gateway lab-seeds:
+	PARROTPARK_LAB_LAYOUT=gpu-gateway scripts/lab.sh up
 
 lab-down:
 	scripts/lab.sh down
@@ -34,5 +36,6 @@ lint sanity unit build integration images molecule:
 lab-test:
 	scripts/test.sh lab
 
-seeds-test:
-	scripts/test.sh seeds
+# seeds-test: the stage's earlier name.
+gpu-gateway-test seeds-test:
+	scripts/test.sh gpu-gateway

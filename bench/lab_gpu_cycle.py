@@ -14,10 +14,11 @@ left down, as the lab's schedule would at night.
 
     .venv/bin/python bench/lab_gpu_cycle.py [--rounds 3] [--warm 1]
 
-Writes bench/results/lab_gpu_cycle.json. In the seeds' layout (a lab brought
-up with PARROTPARK_LAB_LAYOUT=seeds, set for this script too), where gpu_up
-also deploys LiteLLM and LibreChat on the GPU server, it writes
-bench/results/lab_gpu_cycle_seeds.json.
+Writes bench/results/lab_gpu_cycle.json. With the gateway on the GPU server
+(LiteLLM and LibreChat there, the entrance in neither group gateway nor chat:
+a lab brought up with PARROTPARK_LAB_LAYOUT=gpu-gateway, set for this script
+too), where gpu_up also deploys LiteLLM and LibreChat, it writes
+bench/results/lab_gpu_cycle_gpu_gateway.json.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="cold rounds: down, then up (default 3)")
     parser.add_argument("--warm", type=int, default=1, help="up rounds with the server already running (default 1)")
     layout = CONFIG.layout
-    name = "lab_gpu_cycle.json" if layout == "default" else f"lab_gpu_cycle_{layout}.json"
+    name = "lab_gpu_cycle.json" if layout == "default" else f"lab_gpu_cycle_{layout.replace('-', '_')}.json"
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / name)
     args = parser.parse_args()
     if not 1 <= args.rounds <= 10 or not 0 <= args.warm <= 10:

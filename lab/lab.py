@@ -17,11 +17,13 @@ What runs, all on the docker network parrotpark-lab (lab/images/images.yml):
                             a systemd container parrotpark-lab-srv-<id>
   parrotpark-lab-entrance   the entrance server (systemd container) with
                             Caddy's HTTPS published on 127.0.0.1
-  parrotpark-lab-mongo      (seeds' layout only) LibreChat's external database
+  parrotpark-lab-mongo      (gpu-gateway layout only) LibreChat's external database
 
 Environment:
-  PARROTPARK_LAB_LAYOUT        default (inventories/lab) or seeds (inventories/lab-seeds:
-                               LiteLLM and LibreChat on the GPU server, and parrotpark-lab-mongo)
+  PARROTPARK_LAB_LAYOUT        default: the gateway on the entrance (inventories/lab), or
+                               gpu-gateway: the gateway on the GPU server (inventories/lab-gpu-gateway:
+                               LiteLLM and LibreChat on the GPU server, and parrotpark-lab-mongo);
+                               seeds, its earlier name, still means gpu-gateway
   PARROTPARK_LAB_HTTPS_PORT    the entrance's HTTPS on 127.0.0.1 (default 8443)
   PARROTPARK_LAB_FAKESCW_PORT  the fake Scaleway API on 127.0.0.1 (default 8383)
   PARROTPARK_LAB_TIMERS        off: the scheduler's timers stay off (read by the inventory)
@@ -75,7 +77,11 @@ MONGO_VOLUME = MONGO + "-data"
 MONGO_IMAGE = "parrotpark/lab-ferretdb:current"
 
 # The layouts and their inventories; the lab's settings (domain, the fake's account) come from the inventory.
-INVENTORIES = {"default": Path("inventories/lab"), "seeds": Path("inventories/lab-seeds")}
+# default: the gateway on the entrance (LiteLLM and LibreChat there); gpu-gateway: the gateway on the GPU
+# server (LiteLLM and LibreChat there, the entrance in neither group gateway nor chat).
+INVENTORIES = {"default": Path("inventories/lab"), "gpu-gateway": Path("inventories/lab-gpu-gateway")}
+# Old names of layouts, still accepted in PARROTPARK_LAB_LAYOUT and on a running entrance's layout label.
+LAYOUT_ALIASES = {"seeds": "gpu-gateway"}
 LAB_VARS_FILE = ROOT / "inventories" / "lab" / "group_vars" / "all" / "main.yml"
 _LAB_VARS = yaml.safe_load(LAB_VARS_FILE.read_text())
 DOMAIN: str = _LAB_VARS["parrotpark_domain"]
@@ -92,6 +98,11 @@ class LabError(Exception):
     """An error the user can act on; printed as ``error: ...`` without a traceback."""
 
 
+def layout_name(name: str) -> str:
+    """A layout's current name: an old one (``seeds``) becomes its new one (``gpu-gateway``), others stay."""
+    return LAYOUT_ALIASES.get(name, name)
+
+
 @dataclass(frozen=True)
 class LabConfig:
     """What the environment chooses: the layout and the ports published on 127.0.0.1."""
@@ -101,12 +112,18 @@ class LabConfig:
     fakescw_port: int = 8383
     timers: bool = True
 
+    def __post_init__(self) -> None:
+        # LabConfig(layout="seeds") is the gpu-gateway layout, as PARROTPARK_LAB_LAYOUT=seeds is.
+        object.__setattr__(self, "layout", layout_name(self.layout))
+
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> LabConfig:
         environ = dict(os.environ if environ is None else environ)
-        layout = environ.get("PARROTPARK_LAB_LAYOUT") or cls.layout
+        given = environ.get("PARROTPARK_LAB_LAYOUT") or cls.layout
+        layout = layout_name(given)
         if layout not in INVENTORIES:
-            raise LabError(f"PARROTPARK_LAB_LAYOUT must be {' or '.join(INVENTORIES)} (got '{layout}')")
+            choices = [*INVENTORIES, *(f"{old} (the old name of {new})" for old, new in LAYOUT_ALIASES.items())]
+            raise LabError(f"PARROTPARK_LAB_LAYOUT must be {', '.join(choices[:-1])} or {choices[-1]} (got '{given}')")
         return cls(
             layout=layout,
             https_port=_port(environ, "PARROTPARK_LAB_HTTPS_PORT", cls.https_port),
@@ -190,7 +207,7 @@ def fakescw_argv(config: LabConfig) -> list[str]:
 
 
 def mongo_argv() -> list[str]:
-    """``docker run`` of the seeds' layout's external MongoDB: FerretDB, the lab's MongoDB stand-in."""
+    """``docker run`` of the gpu-gateway layout's external MongoDB: FerretDB, the lab's MongoDB stand-in."""
     return [
         "run", "-d", "--name", MONGO, "--network", NETWORK, "--label", f"{LAB_LABEL}=true",
         "--restart", "unless-stopped", "-v", f"{MONGO_VOLUME}:/data", MONGO_IMAGE,
@@ -232,7 +249,7 @@ def start_fakescw(config: LabConfig) -> None:
 
 
 def start_mongo() -> None:
-    """The seeds' layout's external MongoDB, on the lab network where the GPU server reaches it by address."""
+    """The gpu-gateway layout's external MongoDB, on the lab network where the GPU server reaches it by address."""
     if container_exists(MONGO):
         docker("container", "start", MONGO)
     else:
@@ -257,7 +274,7 @@ def wait_systemd(container: str, seconds: float = BOOT_TIMEOUT) -> None:
 def start_entrance(config: LabConfig) -> None:
     if container_exists(ENTRANCE):
         running = docker("inspect", "-f", f'{{{{index .Config.Labels "{LAYOUT_LABEL}"}}}}', ENTRANCE).stdout.strip()
-        running = running or "default"
+        running = layout_name(running or "default")  # an entrance started before the rename says seeds
         if running != config.layout:
             raise LabError(f"the lab runs the {running} layout, not {config.layout}: remove it first (make lab-down)")
         docker("container", "start", ENTRANCE)
@@ -276,7 +293,7 @@ def site_environ(config: LabConfig, environ: dict[str, str] | None = None) -> di
     # The lab's hosts trust what this machine trusts (a TLS-inspecting proxy's CA included), as the images do.
     if not env.get("PARROTPARK_EXTRA_CA_BUNDLE") and HOST_CA_BUNDLE.is_file() and HOST_CA_BUNDLE.stat().st_size:
         env["PARROTPARK_EXTRA_CA_BUNDLE"] = str(HOST_CA_BUNDLE)
-    if config.layout == "seeds":
+    if config.layout == "gpu-gateway":
         if not container_exists(MONGO):
             raise LabError(f"{MONGO} is not running (scripts/lab.sh up starts it)")
         address = lab_address(MONGO)
@@ -299,7 +316,7 @@ def site(config: LabConfig, args: list[str] | tuple[str, ...] = ()) -> int:
 def summary(config: LabConfig, password: str) -> str:
     """What ``up`` prints at the end: where the lab answers."""
     port, domain = config.https_port, DOMAIN
-    where = "the GPU server" if config.layout == "seeds" else "the entrance"
+    where = "the GPU server" if config.layout == "gpu-gateway" else "the entrance"
     again = f"PARROTPARK_LAB_LAYOUT={config.layout} " if config.layout != "default" else ""
     return f"""
 The lab is up. Its sites answer on 127.0.0.1:{port} with certificates
@@ -322,7 +339,7 @@ Run site.yml again: {again}scripts/lab.sh site     Remove the lab: make lab-down
 def up(config: LabConfig) -> None:
     """Start the lab's containers and run site.yml; the images and the registry must exist (factory.py ensure)."""
     start_fakescw(config)
-    if config.layout == "seeds":
+    if config.layout == "gpu-gateway":
         start_mongo()
     start_entrance(config)
     status = site(config)
@@ -394,8 +411,8 @@ def status(config: LabConfig) -> bool:
         print("the lab is not up (scripts/lab.sh up starts it)")
         return False
     for name, state, layout in sorted(rows):
-        print(f"{name:<36} {state}{f'  ({layout} layout)' if layout else ''}")
-    entrance = {name: (state, layout or "default") for name, state, layout in rows}.get(ENTRANCE)
+        print(f"{name:<36} {state}{f'  ({layout_name(layout)} layout)' if layout else ''}")
+    entrance = {name: (state, layout_name(layout or "default")) for name, state, layout in rows}.get(ENTRANCE)
     if entrance is None or entrance[0] != "running":
         print(f"{ENTRANCE} is not running")
         return False

@@ -8,9 +8,11 @@
 #   scripts/lab.sh down --images    ... and the registry's cache volume and the lab's image tags
 #   scripts/lab.sh status           what of the lab runs, and its addresses
 #
-# PARROTPARK_LAB_LAYOUT=seeds (up, site) runs the seeds' layout instead of the
-# default one: inventories/lab-seeds, with LiteLLM and LibreChat on the GPU
-# server and an external MongoDB stand-in, parrotpark-lab-mongo (FerretDB).
+# PARROTPARK_LAB_LAYOUT=gpu-gateway (up, site) runs the layout with the gateway
+# on the GPU server instead of the default one (the gateway on the entrance):
+# inventories/lab-gpu-gateway, with LiteLLM and LibreChat on the GPU server,
+# the entrance in neither group gateway nor chat, and an external MongoDB
+# stand-in, parrotpark-lab-mongo (FerretDB). Its earlier name, seeds, still works.
 #
 # This is the entry point: it sets up what the lab needs (the virtualenv, the
 # container engine, and for `up` the images and the lab registry); lab/lab.py

@@ -4,7 +4,8 @@
 #   scripts/test.sh                 # all stages
 #   scripts/test.sh lint unit       # only these stages (setup always runs)
 #
-# Stages: setup lint sanity unit build integration images molecule lab seeds
+# Stages: setup lint sanity unit build integration images molecule lab gpu-gateway
+# (seeds, the earlier name of gpu-gateway, still names that stage)
 # Each stage prints its own output; the end shows how long each stage took and
 # a summary line. Exit status is non-zero when any stage failed.
 set -uo pipefail
@@ -12,7 +13,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$PP_ROOT" || exit 1
 
-ALL_STAGES=(lint sanity unit build integration images molecule lab seeds)
+ALL_STAGES=(lint sanity unit build integration images molecule lab gpu-gateway)
 declare -a STAGE_NAMES=() STAGE_RESULTS=() STAGE_TIMES=()
 
 # The molecule scenarios to run (default: all of them).
@@ -211,13 +212,19 @@ lab_in_layout() {
 # The default layout (gateway and chat on the entrance), faults included.
 stage_lab() { lab_in_layout default tests/lab/test_e2e.py; }
 
-# The seeds' layout: LiteLLM and LibreChat on the GPU server.
-stage_seeds() { lab_in_layout seeds tests/lab/test_e2e_seeds.py; }
+# The gateway on the GPU server: LiteLLM and LibreChat there, the entrance in
+# neither group gateway nor chat.
+stage_gpu_gateway() { lab_in_layout gpu-gateway tests/lab/test_e2e_gpu_gateway.py; }
 
-stages=("$@")
+stages=()
+for stage in "$@"; do
+  [ "$stage" = seeds ] && stage=gpu-gateway # the stage's earlier name
+  stages+=("$stage")
+done
 [ ${#stages[@]} -eq 0 ] && stages=("${ALL_STAGES[@]}")
 for stage in "${stages[@]}"; do
-  [[ " ${ALL_STAGES[*]} " == *" $stage "* ]] || pp_die "unknown stage '$stage'; stages are: ${ALL_STAGES[*]}"
+  [[ " ${ALL_STAGES[*]} " == *" $stage "* ]] ||
+    pp_die "unknown stage '$stage'; stages are: ${ALL_STAGES[*]} (and seeds, the earlier name of gpu-gateway)"
 done
 
 total_started=$(date +%s)
@@ -226,11 +233,11 @@ if ! run_stage setup stage_setup; then
 else
   images_ok=true
   for stage in "${stages[@]}"; do
-    if [[ $stage == molecule || $stage == lab || $stage == seeds ]] && [ "$images_ok" = false ]; then
+    if [[ $stage == molecule || $stage == lab || $stage == gpu-gateway ]] && [ "$images_ok" = false ]; then
       skip_stage "$stage" "images failed"
       continue
     fi
-    run_stage "$stage" "stage_$stage" || { [ "$stage" = images ] && images_ok=false; }
+    run_stage "$stage" "stage_${stage//-/_}" || { [ "$stage" = images ] && images_ok=false; }
   done
 fi
 

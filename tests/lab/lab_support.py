@@ -1,8 +1,9 @@
 """What the end-to-end tests of the lab share: names, clients and waits.
 
 The lab is up (``scripts/lab.sh up``) in the layout PARROTPARK_LAB_LAYOUT
-names (default or seeds); its inventory, and so its secrets directory,
-follow the layout. Everything talks to 127.0.0.1 (the published ports of
+names (default: the gateway on the entrance, or gpu-gateway: the gateway on
+the GPU server; seeds is gpu-gateway's earlier name); its inventory, and so
+its secrets directory, follow the layout. Everything talks to 127.0.0.1 (the published ports of
 the lab) or runs inside the lab's containers.
 """
 

@@ -52,16 +52,35 @@ def test_defaults_without_environment():
 def test_environment_chooses_layout_ports_and_timers():
     config = lab.LabConfig.from_environ(
         {
-            "PARROTPARK_LAB_LAYOUT": "seeds",
+            "PARROTPARK_LAB_LAYOUT": "gpu-gateway",
             "PARROTPARK_LAB_HTTPS_PORT": "443",
             "PARROTPARK_LAB_FAKESCW_PORT": "9383",
             "PARROTPARK_LAB_TIMERS": "off",
         }
     )
-    assert config == lab.LabConfig(layout="seeds", https_port=443, fakescw_port=9383, timers=False)
-    assert config.inventory == Path("inventories/lab-seeds")
-    assert config.secrets == ROOT / "inventories" / "lab-seeds" / "secrets"
+    assert config == lab.LabConfig(layout="gpu-gateway", https_port=443, fakescw_port=9383, timers=False)
+    assert config.inventory == Path("inventories/lab-gpu-gateway")
+    assert config.secrets == ROOT / "inventories" / "lab-gpu-gateway" / "secrets"
     assert config.fake_url == "http://127.0.0.1:9383"
+
+
+def test_old_layout_name_seeds_is_the_gpu_gateway_layout():
+    # PARROTPARK_LAB_LAYOUT=seeds (the layout's earlier name) keeps working: the same layout and inventory.
+    config = lab.LabConfig.from_environ({"PARROTPARK_LAB_LAYOUT": "seeds"})
+    assert config.layout == "gpu-gateway"
+    assert config == lab.LabConfig.from_environ({"PARROTPARK_LAB_LAYOUT": "gpu-gateway"})
+    assert config.inventory == Path("inventories/lab-gpu-gateway")
+    assert lab.LabConfig(layout="seeds") == lab.LabConfig(layout="gpu-gateway")
+    assert [lab.layout_name(name) for name in ("seeds", "gpu-gateway", "default")] == [
+        "gpu-gateway",
+        "gpu-gateway",
+        "default",
+    ]
+
+
+def test_every_alias_names_a_layout_and_no_layout_is_an_alias():
+    assert set(lab.LAYOUT_ALIASES.values()) <= set(lab.INVENTORIES)
+    assert not set(lab.LAYOUT_ALIASES) & set(lab.INVENTORIES)
 
 
 def test_empty_variables_mean_the_defaults():
@@ -73,7 +92,9 @@ def test_empty_variables_mean_the_defaults():
 def test_unknown_layout_is_refused_with_the_choices():
     with pytest.raises(lab.LabError) as caught:
         lab.LabConfig.from_environ({"PARROTPARK_LAB_LAYOUT": "split"})
-    assert str(caught.value) == "PARROTPARK_LAB_LAYOUT must be default or seeds (got 'split')"
+    assert str(caught.value) == (
+        "PARROTPARK_LAB_LAYOUT must be default, gpu-gateway or seeds (the old name of gpu-gateway) (got 'split')"
+    )
 
 
 @pytest.mark.parametrize("value", ["https", "0", "65536", "-1", "84 43"])
@@ -125,7 +146,7 @@ def test_fakescw_run_command():
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("layout", ["default", "seeds"])
+@pytest.mark.parametrize("layout", ["default", "gpu-gateway"])
 def test_entrance_run_command(layout):
     argv = lab.entrance_argv(lab.LabConfig(layout=layout, https_port=443))
     assert argv == [
@@ -152,17 +173,42 @@ def test_published_ports_are_on_the_loopback_only():
         assert all(port.startswith("127.0.0.1:") for port in published(argv)), argv
 
 
-def test_existing_entrance_of_another_layout_is_refused(fake_docker):
-    docker = fake_docker({("container", "inspect"): ("[]", 0), ("inspect", "-f"): ("seeds\n", 0)})
+@pytest.mark.parametrize("label", ["gpu-gateway", "seeds"])
+def test_existing_entrance_of_another_layout_is_refused(fake_docker, label):
+    # An entrance started before the rename carries the label parrotpark.lab.layout=seeds: the gpu-gateway layout.
+    docker = fake_docker({("container", "inspect"): ("[]", 0), ("inspect", "-f"): (f"{label}\n", 0)})
     with pytest.raises(lab.LabError) as caught:
         lab.start_entrance(lab.LabConfig(layout="default"))
-    assert str(caught.value) == "the lab runs the seeds layout, not default: remove it first (make lab-down)"
+    assert str(caught.value) == "the lab runs the gpu-gateway layout, not default: remove it first (make lab-down)"
     assert ("container", "start", lab.ENTRANCE) not in docker.calls
+
+
+def test_existing_entrance_labelled_seeds_is_started_in_the_gpu_gateway_layout(fake_docker):
+    docker = fake_docker(
+        {
+            ("container", "inspect"): ("[]", 0),
+            ("inspect", "-f"): ("seeds\n", 0),
+            ("exec", lab.ENTRANCE, "systemctl"): ("running\n", 0),
+        }
+    )
+    lab.start_entrance(lab.LabConfig.from_environ({"PARROTPARK_LAB_LAYOUT": "gpu-gateway"}))
+    assert ("container", "start", lab.ENTRANCE) in docker.calls
+    assert not [call for call in docker.calls if call[0] == "run"]
+
+
+def test_status_reads_a_seeds_label_as_the_gpu_gateway_layout(fake_docker, monkeypatch, capsys):
+    rows = f"{lab.ENTRANCE}\trunning\tseeds\n{lab.MONGO}\trunning\t\n"
+    fake_docker({("ps", "-a"): (rows, 0)})
+    monkeypatch.setattr(lab, "fake_answers", lambda config: False)
+    assert lab.status(lab.LabConfig(layout="gpu-gateway")) is True
+    out = capsys.readouterr().out
+    assert f"{lab.ENTRANCE:<36} running  (gpu-gateway layout)" in out
+    assert "the lab runs the" not in out  # the label's old name is not another layout
 
 
 def test_entrance_is_started_from_its_command_and_waited_for(fake_docker):
     docker = fake_docker({("container", "inspect"): ("", 1), ("exec", lab.ENTRANCE, "systemctl"): ("degraded\n", 1)})
-    config = lab.LabConfig(layout="seeds")
+    config = lab.LabConfig(layout="gpu-gateway")
     lab.start_entrance(config)
     assert docker.calls[1] == tuple(lab.entrance_argv(config))
     assert docker.calls[2] == ("exec", lab.ENTRANCE, "systemctl", "is-system-running", "--wait")
@@ -189,16 +235,16 @@ def test_fake_that_never_answers_fails_with_its_log(fake_docker, monkeypatch, ca
 
 
 # --- site.yml -----------------------------------------------------------------
-def test_seeds_layout_needs_the_mongo_container(fake_docker):
+def test_gpu_gateway_layout_needs_the_mongo_container(fake_docker):
     fake_docker({("container", "inspect"): ("", 1)})
     with pytest.raises(lab.LabError) as caught:
-        lab.site_environ(lab.LabConfig(layout="seeds"), {})
+        lab.site_environ(lab.LabConfig(layout="gpu-gateway"), {})
     assert str(caught.value) == "parrotpark-lab-mongo is not running (scripts/lab.sh up starts it)"
 
 
-def test_seeds_layout_passes_the_mongo_address(fake_docker):
+def test_gpu_gateway_layout_passes_the_mongo_address(fake_docker):
     docker = fake_docker({("inspect", "-f"): ("172.18.0.5\n", 0)})
-    env = lab.site_environ(lab.LabConfig(layout="seeds"), {"PARROTPARK_EXTRA_CA_BUNDLE": "/ca.pem"})
+    env = lab.site_environ(lab.LabConfig(layout="gpu-gateway"), {"PARROTPARK_EXTRA_CA_BUNDLE": "/ca.pem"})
     assert env["PARROTPARK_LAB_MONGO_ADDRESS"] == "172.18.0.5"
     assert env["PARROTPARK_EXTRA_CA_BUNDLE"] == "/ca.pem"  # a bundle named is kept
     assert docker.calls[-1] == (
@@ -216,12 +262,14 @@ def test_default_layout_trusts_the_hosts_bundle(fake_docker, tmp_path, monkeypat
     assert docker.calls == []
 
 
-def test_site_arguments_go_to_ansible_playbook(monkeypatch):
+@pytest.mark.parametrize("layout", ["gpu-gateway", "seeds"])
+def test_site_arguments_go_to_ansible_playbook(monkeypatch, layout):
     seen = {}
     monkeypatch.setattr(lab, "site", lambda config, args: seen.update(config=config, args=args) or 3)
-    monkeypatch.setenv("PARROTPARK_LAB_LAYOUT", "seeds")
+    monkeypatch.setenv("PARROTPARK_LAB_LAYOUT", layout)
     assert lab.main(["site", "--check", "-e", "x=1", "--diff"]) == 3
-    assert seen == {"config": lab.LabConfig(layout="seeds"), "args": ["--check", "-e", "x=1", "--diff"]}
+    assert seen == {"config": lab.LabConfig(layout="gpu-gateway"), "args": ["--check", "-e", "x=1", "--diff"]}
+    assert seen["config"].inventory == Path("inventories/lab-gpu-gateway")
 
 
 def test_summary_names_the_sites_and_how_to_run_site_again():
@@ -231,10 +279,10 @@ def test_summary_names_the_sites_and_how_to_run_site_again():
     assert "user: lab   password: s3cret" in default
     assert "Layout: default (LiteLLM and LibreChat on the entrance)." in default
     assert "Run site.yml again: scripts/lab.sh site " in default
-    seeds = lab.summary(lab.LabConfig(layout="seeds"), "s3cret")
-    assert "key: inventories/lab-seeds/secrets/litellm-master-key" in seeds
-    assert "Layout: seeds (LiteLLM and LibreChat on the GPU server)." in seeds
-    assert "Run site.yml again: PARROTPARK_LAB_LAYOUT=seeds scripts/lab.sh site " in seeds
+    gpu_gateway = lab.summary(lab.LabConfig(layout="gpu-gateway"), "s3cret")
+    assert "key: inventories/lab-gpu-gateway/secrets/litellm-master-key" in gpu_gateway
+    assert "Layout: gpu-gateway (LiteLLM and LibreChat on the GPU server)." in gpu_gateway
+    assert "Run site.yml again: PARROTPARK_LAB_LAYOUT=gpu-gateway scripts/lab.sh site " in gpu_gateway
 
 
 # --- what is left -------------------------------------------------------------

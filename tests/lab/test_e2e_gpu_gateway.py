@@ -1,7 +1,8 @@
-"""End to end in the seeds' layout: LiteLLM and LibreChat on the GPU server.
+"""End to end with the gateway on the GPU server: LiteLLM and LibreChat there.
 
-The lab is up in this layout (``PARROTPARK_LAB_LAYOUT=seeds scripts/lab.sh
-up``, stage seeds of ``make test``): the entrance runs Caddy, PostgreSQL,
+The entrance is in neither group gateway nor chat. The lab is up in this
+layout (``PARROTPARK_LAB_LAYOUT=gpu-gateway scripts/lab.sh up``, stage
+gpu-gateway of ``make test``): the entrance runs Caddy, PostgreSQL,
 Keycloak, Telegraf and the scheduler only; the up service makes the GPU
 server and deploys vLLM, LiteLLM and LibreChat there, with the entrance's
 PostgreSQL and Keycloak and an external MongoDB (parrotpark-lab-mongo). Users
@@ -42,7 +43,7 @@ from lab_support import (
     wait_for_window,
 )
 
-pytestmark = only_in_layout("seeds")
+pytestmark = only_in_layout("gpu-gateway")
 GPU_SIDE = ["parrotpark-litellm", "parrotpark-librechat", "parrotpark-librechat-rag-api"]
 
 
