@@ -1,11 +1,12 @@
 """The playbooks place the services by the inventory's groups alone.
 
-The default layout (gateway and chat on the entrance) and the seeds' layout
-(LiteLLM and LibreChat on the GPU server) give the playbooks' shared
+The default layout (the gateway on the entrance: gateway and chat there) and
+the gateway on the GPU server (LiteLLM and LibreChat there, the entrance in
+neither group gateway nor chat; gpu-gateway in ids) give the playbooks' shared
 settings (playbooks/vars/gpu.yml) different Caddy routes and upstreams; the
 plays of entrance.yml and gpu_up.yml list the roles for the right hosts.
-A layout that splits LiteLLM from LibreChat, or a seeds' layout without what
-it needs, is refused before anything runs.
+A layout that splits LiteLLM from LibreChat, or the gateway on the GPU server
+without what it needs, is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ LAYOUTS = {
         [{"name": "gpu-8000", "port": 8000}, {"name": "gpu-8001", "port": 8001}],
         (True, True),
     ),
-    "seeds": (
+    "gpu-gateway": (
         {"entrance": ["e1"], "gateway": [], "chat": [], "inference": []},
         [{"name": "gpu-4000", "port": 4000}, {"name": "gpu-3080", "port": 3080}],
         (False, False),
@@ -93,12 +94,12 @@ REFUSED_LAYOUTS = {
         {},
         [r"is in the group chat\s+but not in the group gateway"],
     ),
-    "seeds without an external MongoDB": (
+    "gpu-gateway without an external MongoDB": (
         {"entrance": ["e1"], "gateway": [], "chat": [], "inference": []},
         {"pgvector_listen_addresses": ["10.0.0.2"], "pgvector_allowed_networks": ["10.0.0.0/24"]},
         [r"Set librechat_mongodb_enabled to false and librechat_mongo_uri", r"librechat_mongo_uri empty"],
     ),
-    "seeds with PostgreSQL unreachable from the GPU server": (
+    "gpu-gateway with PostgreSQL unreachable from the GPU server": (
         {"entrance": ["e1"], "gateway": [], "chat": [], "inference": []},
         {"librechat_mongodb_enabled": False, "librechat_mongo_uri": "mongodb://db.example.test:27017/LibreChat"},
         [r"publish\s+PostgreSQL on the private network with pgvector_listen_addresses", r"got\s+\[\] and \[\]"],
@@ -108,8 +109,8 @@ REFUSED_LAYOUTS = {
 
 @pytest.mark.parametrize("layout", REFUSED_LAYOUTS)
 def test_entrance_refuses_a_layout_it_cannot_deploy(tmp_path, layout):
-    """entrance.yml stops before any role when the groups split LiteLLM from LibreChat, or the seeds' layout
-    lacks what a GPU server destroyed every evening needs; the message names the groups or variables."""
+    """entrance.yml stops before any role when the groups split LiteLLM from LibreChat, or the gateway on the GPU
+    server lacks what a GPU server destroyed every evening needs; the message names the groups or variables."""
     groups, variables, patterns = REFUSED_LAYOUTS[layout]
     inventory = write_inventory(tmp_path / "hosts.json", groups)
     (tmp_path / "vars.json").write_text(json.dumps({"parrotpark_domain": "example.test", **variables}))

@@ -231,9 +231,10 @@ def test_bad_input_fails_before_any_change(refusals, case):
 
 
 # LiteLLM's and LibreChat's secrets under the entrance's name, which the
-# nested runs need in the seeds' layout (the entrance in neither gateway nor
-# chat, as localhost is in these tests).
-SEEDS_SECRET_FILES = [
+# nested runs need with the gateway on the GPU server (LiteLLM and LibreChat
+# there, the entrance in neither gateway nor chat, as localhost is in these
+# tests).
+GPU_GATEWAY_SECRET_FILES = [
     "postgres-litellm",
     "litellm-salt-key",
     "postgres-rag",
@@ -251,7 +252,7 @@ def write_secrets(root: Path, host: str = "localhost") -> dict[str, str]:
         "vllm-api-key": "vllm-key-0123456789abcdef",
         "litellm-master-key": "sk-master-0123456789abcdef",
         f"{host}/postgres-metrics": "metrics-password-0123456789",
-        **{f"{host}/{name}": f"{name}-secret-0123456789abcdef" for name in SEEDS_SECRET_FILES},
+        **{f"{host}/{name}": f"{name}-secret-0123456789abcdef" for name in GPU_GATEWAY_SECRET_FILES},
     }
     for name, content in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -502,14 +503,15 @@ def write_render_playbook(playbook: Path, templates: dict[str, Path]) -> Path:
 # nested inventory then puts LiteLLM and LibreChat.
 SERVICE_GROUPS = {
     "default": "    gateway: {hosts: {entrance-1: {}}}\n    chat: {hosts: {entrance-1: {}}}\n",
-    "seeds": "",
+    "gpu-gateway": "",
 }
-SERVICES_ON = {"default": {"entrance-1"}, "seeds": {"parrotpark-gpu"}}
+SERVICES_ON = {"default": {"entrance-1"}, "gpu-gateway": {"parrotpark-gpu"}}
 
 
-@pytest.mark.parametrize("layout", ["default", "seeds"])
+@pytest.mark.parametrize("layout", ["default", "gpu-gateway"])
 def test_nested_inventory_finds_the_gpu_server_with_the_forwarded_variables(seed: Seeder, run_env, tmp_path, layout):
-    """In the default layout the entrance keeps gateway and chat; in the seeds' layout the GPU server gets them."""
+    """In the default layout the entrance keeps gateway and chat; with the gateway on the GPU server (the entrance
+    in neither) the GPU server gets them."""
     network = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
     gpu = seed.server(
         "parrotpark-gpu",
@@ -685,7 +687,7 @@ def test_nested_inventory_is_the_same_bytes_in_every_run(tmp_path):
     )
 
 
-def test_seeds_layout_gives_the_gpu_the_services_and_their_secrets(tmp_path):
+def test_gpu_gateway_layout_gives_the_gpu_the_services_and_their_secrets(tmp_path):
     """An entrance in neither gateway nor chat (localhost here): the GPU server joins both groups in the nested
     runs, and the scheduler copies LiteLLM's and LibreChat's secrets kept under the entrance's name."""
     rendered = render_role_vars(tmp_path, ["scheduler_gpu_groups", "scheduler_secret_files"], {})
@@ -694,5 +696,5 @@ def test_seeds_layout_gives_the_gpu_the_services_and_their_secrets(tmp_path):
         "vllm-api-key",
         "litellm-master-key",
         "localhost/postgres-metrics",
-        *(f"localhost/{name}" for name in SEEDS_SECRET_FILES),
+        *(f"localhost/{name}" for name in GPU_GATEWAY_SECRET_FILES),
     ]
