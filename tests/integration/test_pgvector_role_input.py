@@ -19,24 +19,24 @@ BASE = {"pgvector_superuser_password": STRONG}
 CASES = {
     "short superuser password": (
         {"pgvector_superuser_password": "short"},
-        [r"pgvector_superuser_password \(when given\) and every value of pgvector_passwords must have at least\s+16"],
+        [r"pgvector_superuser_password must have at least 16 characters without spaces \(it has 5\)"],
     ),
     "short owner password": (
         {"pgvector_passwords": {"rag": "tiny"}},
-        [r"must have at least 16 characters"],
+        [r"pgvector_passwords values must have at least 16 characters"],
     ),
     "password for an unknown owner": (
         {"pgvector_passwords": {"nobody": STRONG}},
         [r"unknown: \['nobody'\]"],
     ),
-    "no database": ({"pgvector_databases": []}, [r"pgvector_databases must list at least one database"]),
+    "no database": ({"pgvector_databases": []}, [r"pgvector_databases must not be empty \(got \[\]\)"]),
     "database name not an identifier": (
         {"pgvector_databases": [{"name": "my-db", "owner": "app"}]},
-        [r"pgvector_databases must list.*lower-case SQL identifiers"],
+        [r"pgvector_databases names and owners must be lower-case SQL identifiers"],
     ),
     "database listed twice": (
         {"pgvector_databases": [{"name": "app", "owner": "a"}, {"name": "app", "owner": "b"}]},
-        [r"database names unique"],
+        [r"other\s+than 'postgres', the names unique"],
     ),
     "owner missing": (
         {"pgvector_databases": [{"name": "app"}]},
@@ -48,18 +48,40 @@ CASES = {
     ),
     "listen address not an IP": (
         {"pgvector_listen_addresses": ["entrance.local"]},
-        [r"pgvector_listen_addresses must be IP addresses"],
+        [r"pgvector_listen_addresses must list at least one IP address \(got \['entrance.local'\]\)"],
     ),
     "allowed network not a CIDR": (
         {"pgvector_allowed_networks": ["10.0.0.0/33"]},
-        [r"pgvector_allowed_networks\s+networks in CIDR notation"],
+        [r"pgvector_allowed_networks must be networks in CIDR notation", r"\(got \['10.0.0.0/33'\]\)"],
     ),
-    "port out of range": ({"pgvector_port": 70000}, [r"pgvector_port\s+between 1 and 65535"]),
+    "port out of range": ({"pgvector_port": 70000}, [r"pgvector_port must be between 1 and 65535 \(got 70000\)"]),
     "shared buffers too small": ({"pgvector_shared_buffers_mb": 4}, [r"pgvector_shared_buffers_mb \(4\) must be"]),
     "relative data path": ({"pgvector_data": "data/pg"}, [r"pgvector_data must be an absolute host path"]),
     "S3 bucket without keys": (
         {"pgvector_backup_s3_bucket": "parrotpark-backups"},
-        [r"pgvector_backup_s3_access_key and\s+pgvector_backup_s3_secret_key are required"],
+        [r"pgvector_backup_s3_access_key must not be empty", r"pgvector_backup_s3_secret_key must not be empty"],
+    ),
+    "S3 bucket name invalid": (
+        {
+            "pgvector_backup_s3_bucket": "My_Bucket",
+            "pgvector_backup_s3_access_key": "SCWACCESS",
+            "pgvector_backup_s3_secret_key": STRONG,
+        },
+        [r"pgvector_backup_s3_bucket must be empty or an S3 bucket name \(got 'My_Bucket'\)"],
+    ),
+    "relative backup dir": (
+        {"pgvector_backup_dir": "backups"},
+        [r"pgvector_backup_dir must be an absolute path \(got 'backups'\)"],
+    ),
+    "no backup kept": ({"pgvector_backup_keep": 0}, [r"pgvector_backup_keep must be at least 1 \(got 0\)"]),
+    "no work memory": ({"pgvector_work_mem_mb": 0}, [r"pgvector_work_mem_mb must be at least 1 \(got 0\)"]),
+    "too few connections": (
+        {"pgvector_max_connections": 5},
+        [r"pgvector_max_connections must be at least 10 \(got 5\)"],
+    ),
+    "listen address a network": (
+        {"pgvector_listen_addresses": ["10.0.0.1/24"]},
+        [r"pgvector_listen_addresses must list at least one IP address"],
     ),
     "wrong type": ({"pgvector_backup_keep": "many"}, [r"pgvector_backup_keep", r"int"]),
     "relative config dir": ({"pgvector_config_dir": "etc/pg"}, [r"pgvector_config_dir must be an absolute path"]),
