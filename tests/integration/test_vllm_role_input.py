@@ -126,7 +126,7 @@ CASES = {
     "bad vllm_gpus": ({"vllm_gpus": "the first two"}, [r"vllm_gpus must be all, none, or a comma-separated list"]),
     "short API key": (
         {"vllm_api_key": SECRET},
-        [r"vllm_api_key must have at least 16 characters and no spaces; it has 9"],
+        [r"vllm_api_key must have at least 16 characters without spaces \(it has 9\)"],
     ),
     "7B FP16 on an L4 next to the embedding model": (
         {"vllm_models": [EMBED, LLAMA2_7B_FP16]},
@@ -167,14 +167,25 @@ CASES = {
         {"vllm_fit_check": False, "vllm_models": [EMBED, {**CHAT, "params_b": None}]},
         [r"add up to 1\.05", r"unset counts as vLLM's default 0\.9"],
     ),
-    "relative cache dir": ({"vllm_cache_dir": "var/cache/vllm"}, [r"vllm_cache_dir must be an absolute path"]),
+    "relative cache dir": (
+        {"vllm_cache_dir": "var/cache/vllm"},
+        [r"vllm_cache_dir must be an absolute path \(got 'var/cache/vllm'\)"],
+    ),
+    "no health delay": ({"vllm_health_delay": 0}, [r"vllm_health_delay must be at least 1 \(got 0\)"]),
+    "shared memory size in words, relative cache dir, both reported": (
+        {"vllm_shm_size": "16 GB", "vllm_cache_dir": "cache"},
+        [
+            r"vllm_shm_size must be a number followed by k, m or g, such as 10m \(got '16 GB'\)",
+            r"vllm_cache_dir must be an absolute path \(got 'cache'\)",
+        ],
+    ),
     "health timeout below the delay": (
         {"vllm_health_timeout": 5, "vllm_health_delay": 10},
-        [r"vllm_health_timeout at least vllm_health_delay \(got 5 and 10\)"],
+        [r"vllm_health_timeout must be at least vllm_health_delay \(got 5 and 10\)"],
     ),
     "bad environment name": (
         {"vllm_env": {"VLLM LOGGING": "1"}},
-        [r"vllm_env: 'VLLM LOGGING' is not a valid environment variable name"],
+        [r"vllm_env must map environment variable names", r"not names: \['VLLM LOGGING'\]"],
     ),
     "wrong type": ({"vllm_health_timeout": "long"}, [r"vllm_health_timeout", r"int"]),
 }
