@@ -19,6 +19,7 @@ description:
     IP address), V(http_url), V(sql_identifier), V(not_empty)), or C(min_length) (a secret: the message gives its
     length, never its value)."
   - A rule with C(skip) true is not checked (a setting that only matters when another is on).
+  - A rule's C(hint), when given, follows its message (what to do, where a generated value is kept).
   - Values are looked at as given; a value of the wrong type breaks its rule with a message, never an exception.
 positional: values
 options:
@@ -191,7 +192,7 @@ def setting_problems(rules: list[Mapping[str, Any]], values: list[Any]) -> list[
             continue
         problem = _rule_problem(rule, value)
         if problem:
-            problems.append(problem)
+            problems.append(f"{problem} {rule['hint']}" if rule.get("hint") else problem)
     return problems
 
 

@@ -84,3 +84,11 @@ def test_a_broken_table_is_an_error_that_says_why(rules, values, message):
 
 def test_registered_as_a_filter():
     assert FilterModule().filters()["setting_problems"] is setting_problems
+
+
+def test_a_hint_follows_the_message():
+    rules = [{"name": "x_key", "min_length": 8, "hint": "Leave it unset to use the generated one."}]
+    assert setting_problems(rules, ["short"]) == [
+        "x_key must have at least 8 characters without spaces (it has 5). Leave it unset to use the generated one."
+    ]
+    assert setting_problems(rules, ["long-enough"]) == []
