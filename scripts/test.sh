@@ -134,7 +134,12 @@ stage_build() {
 # slowest tests are listed, to show where the stage spends its time.
 stage_integration() { python -m pytest -q -n "${PP_TEST_WORKERS:-2}" --durations=15 tests/integration; }
 
-stage_images() { pp_images; }
+# The factory prints "built in" for each image it had to build: the log tells
+# whether this run started with cold images (written to the durations file).
+stage_images() {
+  mkdir -p "$PP_CACHE" || return 1
+  pp_images 2>&1 | tee "$PP_CACHE/images.log"
+}
 
 # Scenarios run PP_MOLECULE_JOBS at a time (default 3: most of a scenario is
 # waiting for image pulls, packages and services). Each one writes its own
@@ -251,6 +256,28 @@ for i in "${!STAGE_NAMES[@]}"; do
     *) skipped=$((skipped + 1)) ;;
   esac
 done
-printf 'total %ss\n' "$(($(date +%s) - total_started))"
+total=$(($(date +%s) - total_started))
+printf 'total %ss\n' "$total"
+# Each run's stage times, for tests/ci-durations.json (the committed record of
+# the last full run on a fresh clone; docs/development.md).
+python3 - "$PP_CACHE/ci-durations.json" "$total" "${STAGE_NAMES[@]}" -- "${STAGE_TIMES[@]}" -- "${STAGE_RESULTS[@]}" <<'PY' || true
+import json, subprocess, sys, time
+out, total, *rest = sys.argv[1:]
+first = rest.index("--")
+second = rest.index("--", first + 1)
+names, times, results = rest[:first], rest[first + 1 : second], rest[second + 1 :]
+log = __import__("pathlib").Path(out).with_name("images.log")
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+record = {
+    "commit": commit,
+    "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    "images_cold": log.is_file() and "built in" in log.read_text(),
+    "total_seconds": int(total),
+    "stages": {name: {"seconds": int(t), "result": r} for name, t, r in zip(names, times, results)},
+}
+with open(out, "w") as handle:
+    json.dump(record, handle, indent=2)
+    handle.write("\n")
+PY
 echo "stages: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$skipped" -eq 0 ]
