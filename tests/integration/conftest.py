@@ -71,7 +71,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class BatchScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            module, _, test = nodeid.partition("::")
+            module, _separator, test = nodeid.partition("::")
             return module if test.split("[")[0] in BATCH_TESTS else nodeid
 
     return BatchScheduling(config, log)

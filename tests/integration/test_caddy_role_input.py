@@ -168,12 +168,12 @@ CASES = {
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory):
     """Every case in one run, a host each."""
-    return run_role_checks(tmp_path_factory, "caddy", {case: variables for case, (variables, _) in CASES.items()})
+    return run_role_checks(tmp_path_factory, "caddy", {case: spec[0] for case, spec in CASES.items()})
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(refusals, case):
-    _, patterns = CASES[case]
+    patterns = CASES[case][1]
     assert_stopped_unchanged(refusals[case], patterns)
 
 

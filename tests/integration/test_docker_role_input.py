@@ -78,7 +78,7 @@ NVIDIA_REQUIRED = {"docker_nvidia_runtime": "required"}
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory):
     """Every case in one run, a host each; on a machine without a GPU, the required NVIDIA runtime too."""
-    cases = {case: variables for case, (variables, _) in CASES.items()}
+    cases = {case: spec[0] for case, spec in CASES.items()}
     if NO_GPU:
         cases["required nvidia runtime"] = NVIDIA_REQUIRED
     return run_role_checks(tmp_path_factory, "docker", cases)
@@ -86,7 +86,7 @@ def refusals(tmp_path_factory):
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(refusals, case):
-    _, patterns = CASES[case]
+    patterns = CASES[case][1]
     assert_stopped_unchanged(refusals[case], patterns)
 
 

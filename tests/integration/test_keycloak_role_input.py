@@ -165,14 +165,12 @@ SECRETS = ("Short-pw-1", "0123456789", "tooshort", "tester-password-0123456789")
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory):
     """Every case in one run, a host each."""
-    return run_role_checks(
-        tmp_path_factory, "keycloak", {case: overlay(BASE, variables) for case, (variables, _) in CASES.items()}
-    )
+    return run_role_checks(tmp_path_factory, "keycloak", {case: overlay(BASE, spec[0]) for case, spec in CASES.items()})
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(refusals, case):
-    _, patterns = CASES[case]
+    patterns = CASES[case][1]
     assert_refused(refusals[case], patterns, SECRETS)
 
 

@@ -103,14 +103,14 @@ SHORT_SECRET = "short-secret"
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory):
     """Every case in one run, a host each with its own secrets directory; the short secret's case too."""
-    cases = {case: {**BASE, **variables} for case, (variables, _) in CASES.items()}
+    cases = {case: {**BASE, **variables} for case, (variables, _unused) in CASES.items()}
     cases["short secret"] = {"pgvector_superuser_password": SHORT_SECRET}
     return run_role_checks(tmp_path_factory, "pgvector", cases)
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(refusals, case):
-    _, patterns = CASES[case]
+    patterns = CASES[case][1]
     assert_stopped_unchanged(refusals[case], patterns)
 
 

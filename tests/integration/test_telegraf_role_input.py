@@ -150,13 +150,13 @@ HOST_NAMED = "nvidia_smi forced on a host without it"
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory):
     """Every case in one run, a host each (localhost for the case whose message names the host)."""
-    cases = {case: overlay(BASE, variables) for case, (variables, _) in CASES.items()}
+    cases = {case: overlay(BASE, spec[0]) for case, spec in CASES.items()}
     return run_role_checks(tmp_path_factory, "telegraf", cases, localhost=HOST_NAMED)
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(refusals, case):
-    _, patterns = CASES[case]
+    patterns = CASES[case][1]
     assert_refused(refusals[case], patterns, SECRETS)
 
 

@@ -205,13 +205,13 @@ def case_variables(variables: dict) -> dict:
 def refusals(tmp_path_factory):
     """Every case in one run, a host each."""
     return run_role_checks(
-        tmp_path_factory, "vllm", {case: case_variables(variables) for case, (variables, _) in CASES.items()}
+        tmp_path_factory, "vllm", {case: case_variables(variables) for case, (variables, _unused) in CASES.items()}
     )
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_bad_input_fails_before_any_change(refusals, case):
-    _, patterns = CASES[case]
+    patterns = CASES[case][1]
     result = refusals[case]
     assert_stopped_unchanged(result, patterns)
     output = result.stdout + result.stderr + result.shared
