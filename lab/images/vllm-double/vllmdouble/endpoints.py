@@ -353,12 +353,14 @@ class ApiHandler(BaseHandler):
                 event(empty_final)
             if usage_chunk is not None:
                 event(usage_chunk(generation.usage(prompt_tokens, len(tokens))))
+            # Counted before the last chunk: a client that has read the whole
+            # stream finds the request in /metrics (as one that read a plain answer).
+            metrics.finish(started, held, prompt_tokens, len(tokens), reason)
+            sent = None
             done = b"data: [DONE]\n\n"
             write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(done), done))
         except OSError:
             self.close_connection = True
-            metrics.finish(started, held, prompt_tokens, sent, "abort")
-            self._log(200)
-            return
-        metrics.finish(started, held, prompt_tokens, len(tokens), reason)
+            if sent is not None:
+                metrics.finish(started, held, prompt_tokens, sent, "abort")
         self._log(200)
