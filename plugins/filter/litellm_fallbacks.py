@@ -53,24 +53,19 @@ _value:
 from collections.abc import Mapping  # noqa: E402 (the documentation comes first)
 from typing import Any  # noqa: E402
 
-from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.parrotpark.llm.plugins.plugin_utils._filters import check_models, fail  # noqa: E402
 
 FILTER = "litellm_fallbacks"
 
 
-def _fail(where: str, expected: str, value: Any) -> AnsibleFilterError:
-    return AnsibleFilterError(f"{FILTER}: {where} must be {expected}; got {value!r}")
-
-
 def litellm_fallbacks(models: list[dict[str, Any]], fallback_name: str) -> list[dict[str, list[str]]]:
     """Every chat model -> [fallback_name]; see DOCUMENTATION."""
-    if isinstance(models, (str, bytes, Mapping)) or not isinstance(models, (list, tuple)):
-        raise _fail("the input", "a list of models (dictionaries)", models)
+    check_models(FILTER, models)
     if not isinstance(fallback_name, str) or not fallback_name:
-        raise _fail("fallback_name", "the non-empty name of the fallback model", fallback_name)
+        raise fail(FILTER, "fallback_name", "the non-empty name of the fallback model", fallback_name)
     for index, model in enumerate(models):
         if not isinstance(model, Mapping) or model.get("name") in (None, ""):
-            raise _fail(f"model {index} of the input", "a dictionary with a name", model)
+            raise fail(FILTER, f"model {index} of the input", "a dictionary with a name", model)
     # The default mode (no mode key) first, then the explicit chat models.
     chat = [model["name"] for model in models if "mode" not in model]
     chat += [model["name"] for model in models if "mode" in model and model["mode"] == "chat"]

@@ -94,17 +94,13 @@ import socket  # noqa: E402 (the documentation comes first)
 from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
-from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible.utils.vars import merge_hash  # noqa: E402
+from ansible_collections.parrotpark.llm.plugins.plugin_utils._filters import check_models, fail  # noqa: E402
 
 FILTER = "litellm_model_list"
 DEFAULT_FALLBACK_NAME = "parrotpark-fallback"
 UPSTREAM_KEY = "os.environ/LITELLM_UPSTREAM_API_KEY"
 FALLBACK_KEY = "os.environ/LITELLM_FALLBACK_API_KEY"
-
-
-def _fail(where: str, expected: str, value: Any) -> AnsibleFilterError:
-    return AnsibleFilterError(f"{FILTER}: {where} must be {expected}; got {value!r}")
 
 
 def ipwrap(host: str) -> str:
@@ -119,21 +115,21 @@ def ipwrap(host: str) -> str:
 def _combine(base: dict[str, Any], extra: Any, where: str) -> dict[str, Any]:
     """base | combine(extra, recursive=True)."""
     if not isinstance(extra, Mapping):
-        raise _fail(where, "a dictionary", extra)
+        raise fail(FILTER, where, "a dictionary", extra)
     return merge_hash(base, extra, recursive=True, list_merge="replace")
 
 
 def _entry(index: int, model: Any, upstream_host: str) -> dict[str, Any]:
     if not isinstance(model, Mapping):
-        raise _fail(f"model {index} of the input", "a dictionary with name, served_name, port, ...", model)
+        raise fail(FILTER, f"model {index} of the input", "a dictionary with name, served_name, port, ...", model)
     for key in ("name", "served_name"):
         if model.get(key) in (None, ""):
-            raise _fail(f"model {index} of the input", f"a dictionary with {key}", dict(model))
+            raise fail(FILTER, f"model {index} of the input", f"a dictionary with {key}", dict(model))
     where = f"model {model['name']!r}"
     if "api_base" in model:
         api_base = model["api_base"]
     elif model.get("port") in (None, "") or isinstance(model["port"], bool):
-        raise _fail(f"{where}: port", "a port number (or give api_base)", model.get("port"))
+        raise fail(FILTER, f"{where}: port", "a port number (or give api_base)", model.get("port"))
     else:
         api_base = f"http://{ipwrap(upstream_host)}:{model['port']}/v1"
     params = {"model": f"hosted_vllm/{model['served_name']}", "api_base": api_base, "api_key": UPSTREAM_KEY}
@@ -148,7 +144,7 @@ def _entry(index: int, model: Any, upstream_host: str) -> dict[str, Any]:
 def _fallback_entry(fallback: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("model", "api_base"):
         if not isinstance(fallback.get(key), str) or not fallback[key]:
-            raise _fail(f"fallback.{key}", "a non-empty string", fallback.get(key))
+            raise fail(FILTER, f"fallback.{key}", "a non-empty string", fallback.get(key))
     return {
         "model_name": fallback["name"] if "name" in fallback else DEFAULT_FALLBACK_NAME,
         "litellm_params": {"model": fallback["model"], "api_base": fallback["api_base"], "api_key": FALLBACK_KEY},
@@ -160,14 +156,13 @@ def litellm_model_list(
     models: list[dict[str, Any]], upstream_host: str = "", fallback: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """LiteLLM's model_list; see DOCUMENTATION."""
-    if isinstance(models, (str, bytes, Mapping)) or not isinstance(models, (list, tuple)):
-        raise _fail("the input", "a list of models (dictionaries)", models)
+    check_models(FILTER, models)
     upstream_host = "" if upstream_host is None else upstream_host
     if not isinstance(upstream_host, str):
-        raise _fail("upstream_host", "an address or host name", upstream_host)
+        raise fail(FILTER, "upstream_host", "an address or host name", upstream_host)
     fallback = {} if fallback is None else fallback
     if not isinstance(fallback, Mapping):
-        raise _fail("fallback", "a dictionary with model and api_base, or empty", fallback)
+        raise fail(FILTER, "fallback", "a dictionary with model and api_base, or empty", fallback)
     entries = [_entry(index, model, upstream_host) for index, model in enumerate(models)]
     if fallback:
         entries.append(_fallback_entry(fallback))

@@ -72,38 +72,33 @@ _value:
 """
 
 import re  # noqa: E402 (the documentation comes first)
-from collections.abc import Mapping  # noqa: E402
 from typing import Any  # noqa: E402
 
-from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.parrotpark.llm.plugins.plugin_utils._filters import fail, is_list  # noqa: E402
 
 FILTER = "systemd_calendar"
 TIME = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])$")
-
-
-def _fail(argument: str, expected: str, value: Any) -> AnsibleFilterError:
-    return AnsibleFilterError(f"{FILTER}: {argument} must be {expected}; got {value!r}")
 
 
 def _minute_of_day(argument: str, value: Any) -> int:
     match = TIME.match(value) if isinstance(value, str) else None
     if match is None:
         hint = " (quote it in YAML: an unquoted 08:00 is read as the number 480)" if isinstance(value, int) else ""
-        raise _fail(argument, f"a time HH:MM from 00:00 to 23:59{hint}", value)
+        raise fail(FILTER, argument, f"a time HH:MM from 00:00 to 23:59{hint}", value)
     return int(match[1]) * 60 + int(match[2])
 
 
 def _every(value: Any) -> int:
     if isinstance(value, bool):
-        raise _fail("every", "a number of minutes of at least 1", value)
+        raise fail(FILTER, "every", "a number of minutes of at least 1", value)
     try:
         minutes = int(value, 10) if isinstance(value, str) else value
     except ValueError:
-        raise _fail("every", "a number of minutes of at least 1", value) from None
+        raise fail(FILTER, "every", "a number of minutes of at least 1", value) from None
     if isinstance(minutes, float) and minutes.is_integer():
         minutes = int(minutes)
     if not isinstance(minutes, int) or minutes < 1:
-        raise _fail("every", "a number of minutes of at least 1", value)
+        raise fail(FILTER, "every", "a number of minutes of at least 1", value)
     return minutes
 
 
@@ -112,15 +107,10 @@ def systemd_calendar(start: str, end: str, every: int, days: list[str], time_zon
     first = _minute_of_day("the input (the first time)", start)
     stop = _minute_of_day("end", end)
     step = _every(every)
-    if (
-        isinstance(days, (str, bytes, Mapping))
-        or not isinstance(days, (list, tuple))
-        or not days
-        or not all(isinstance(day, str) and day for day in days)
-    ):
-        raise _fail("days", "a non-empty list of days such as Mon, Tue", days)
+    if not is_list(days) or not days or not all(isinstance(day, str) and day for day in days):
+        raise fail(FILTER, "days", "a non-empty list of days such as Mon, Tue", days)
     if not isinstance(time_zone, str) or not time_zone:
-        raise _fail("time_zone", "a time zone name such as Europe/Paris or UTC", time_zone)
+        raise fail(FILTER, "time_zone", "a time zone name such as Europe/Paris or UTC", time_zone)
 
     # The minutes of each hour that elapse, then the hours by their minutes.
     minutes_by_hour: dict[int, list[str]] = {}

@@ -73,7 +73,14 @@ _value:
 from collections.abc import Mapping  # noqa: E402 (the documentation comes first)
 from typing import Any  # noqa: E402
 
-from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.parrotpark.llm.plugins.plugin_utils._filters import (  # noqa: E402
+    check_models,
+    fail,
+    is_list,
+    jinja_float,
+    jinja_integer,
+    model_name,
+)
 
 FILTER = "vllm_command"
 # The container listens on every address; the role publishes the port on
@@ -81,31 +88,9 @@ FILTER = "vllm_command"
 CONTAINER_HOST = "0.0.0.0"
 
 
-def _fail(where: str, expected: str, value: Any) -> AnsibleFilterError:
-    return AnsibleFilterError(f"{FILTER}: {where} must be {expected}; got {value!r}")
-
-
-def _integer(where: str, value: Any) -> int:
-    """An integer the way Jinja's int filter reads it ("16", 16.0, "16.0"); garbage is an error."""
-    try:
-        return int(value, 10) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError, OverflowError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError, OverflowError):
-            raise _fail(where, "an integer", value) from None
-
-
-def _float(where: str, value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise _fail(where, "a number", value) from None
-
-
 def _text(where: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise _fail(where, "a non-empty string", value)
+        raise fail(FILTER, where, "a non-empty string", value)
     return value
 
 
@@ -114,7 +99,7 @@ def _optional_text(where: str, value: Any) -> str:
     if not value:
         return ""
     if not isinstance(value, str):
-        raise _fail(where, "a string", value)
+        raise fail(FILTER, where, "a string", value)
     return value
 
 
@@ -123,10 +108,10 @@ def _settings(name: Any, model: Mapping[str, Any], settings: Mapping[str, Any]) 
     if given is None:
         given = model
     elif not isinstance(given, Mapping):
-        raise _fail(f"settings[{name!r}]", "a dictionary with max_model_len and gpu_memory_utilization", given)
+        raise fail(FILTER, f"settings[{name!r}]", "a dictionary with max_model_len and gpu_memory_utilization", given)
     return (
-        _integer(f"max_model_len of model {name!r}", given.get("max_model_len") or 0),
-        _float(f"gpu_memory_utilization of model {name!r}", given.get("gpu_memory_utilization") or 0),
+        jinja_integer(FILTER, f"max_model_len of model {name!r}", given.get("max_model_len") or 0),
+        jinja_float(FILTER, f"gpu_memory_utilization of model {name!r}", given.get("gpu_memory_utilization") or 0),
     )
 
 
@@ -136,7 +121,7 @@ def command(model: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     where = f"model {name!r}"
     checkpoint = _text(f"{where}: model", model.get("model"))
     if model.get("port") in (None, "") or isinstance(model["port"], bool):
-        raise _fail(f"{where}: port", "a port number", model.get("port"))
+        raise fail(FILTER, f"{where}: port", "a port number", model.get("port"))
     max_model_len, utilization = _settings(name, model, settings)
 
     argv = [
@@ -159,33 +144,29 @@ def command(model: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     if utilization > 0:
         argv += ["--gpu-memory-utilization", str(utilization)]
     # The value as given (Jinja's "string" of it), compared as an integer.
-    if _integer(f"{where}: max_num_seqs", model.get("max_num_seqs") or 0) > 0:
+    if jinja_integer(FILTER, f"{where}: max_num_seqs", model.get("max_num_seqs") or 0) > 0:
         argv += ["--max-num-seqs", str(model["max_num_seqs"])]
-    if _integer(f"{where}: tensor_parallel_size", model.get("tensor_parallel_size") or 1) > 1:
+    if jinja_integer(FILTER, f"{where}: tensor_parallel_size", model.get("tensor_parallel_size") or 1) > 1:
         argv += ["--tensor-parallel-size", str(model["tensor_parallel_size"])]
     kv_cache_dtype = _optional_text(f"{where}: kv_cache_dtype", model.get("kv_cache_dtype"))
     if kv_cache_dtype:
         argv += ["--kv-cache-dtype", kv_cache_dtype]
     extra_args = model.get("extra_args") or []
-    if isinstance(extra_args, (str, bytes, Mapping)) or not isinstance(extra_args, (list, tuple)):
-        raise _fail(f"{where}: extra_args", "a list of arguments", extra_args)
+    if not is_list(extra_args):
+        raise fail(FILTER, f"{where}: extra_args", "a list of arguments", extra_args)
     return argv + [str(argument) for argument in extra_args]
 
 
 def vllm_command(models: list[dict[str, Any]], settings: dict[str, Any] | None = None) -> dict[str, list[str]]:
     """Model name -> vllm serve arguments; see DOCUMENTATION."""
-    if isinstance(models, (str, bytes, Mapping)) or not isinstance(models, (list, tuple)):
-        raise _fail("the input", "a list of models (dictionaries)", models)
+    check_models(FILTER, models)
     settings = {} if settings is None else settings
     if not isinstance(settings, Mapping):
-        raise _fail("settings", "a dictionary of settings by model name", settings)
+        raise fail(FILTER, "settings", "a dictionary of settings by model name", settings)
     commands: dict[str, list[str]] = {}
     for index, model in enumerate(models):
-        if not isinstance(model, Mapping):
-            raise _fail(f"model {index} of the input", "a dictionary with name, model, port, ...", model)
-        if model.get("name") in (None, ""):
-            raise _fail(f"model {index} of the input", "a dictionary with a name", dict(model))
-        commands[model["name"]] = command(model, settings)
+        name = model_name(FILTER, index, model)
+        commands[name] = command(model, settings)
     return commands
 
 

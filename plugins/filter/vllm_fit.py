@@ -214,8 +214,9 @@ import math  # noqa: E402 (the documentation comes first)
 import re  # noqa: E402
 from typing import Any  # noqa: E402
 
-from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.parrotpark.llm.plugins.plugin_utils._filters import fail  # noqa: E402
 
+FILTER = "vllm_fit"
 GB = 1e9
 MIB = 1024 * 1024
 # Memory the driver reports (nvidia-smi "Total"), MiB; nominal sizes where no
@@ -296,40 +297,36 @@ FREE_MARGIN = 0.02
 STEP = 1024
 
 
-def _fail(argument: str, expected: str, value: Any) -> AnsibleFilterError:
-    return AnsibleFilterError(f"vllm_fit: {argument} must be {expected}; got {value!r}")
-
-
 def _number(argument: str, value: Any, *, minimum: float = 0.0, strict: bool = True, maximum: float | None = None):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             value = float(str(value).strip())
         except ValueError:
-            raise _fail(argument, "a number", value) from None
+            raise fail(FILTER, argument, "a number", value) from None
     if not math.isfinite(value):
-        raise _fail(argument, "a finite number", value)
+        raise fail(FILTER, argument, "a finite number", value)
     low_ok = value > minimum if strict else value >= minimum
     high_ok = maximum is None or value <= maximum
     if not (low_ok and high_ok):
         bounds = f"{'greater than' if strict else 'at least'} {minimum:g}"
         if maximum is not None:
             bounds += f" and at most {maximum:g}"
-        raise _fail(argument, f"a number {bounds}", value)
+        raise fail(FILTER, argument, f"a number {bounds}", value)
     return float(value)
 
 
 def _integer(argument: str, value: Any, *, minimum: int = 1) -> int:
     if isinstance(value, bool):
-        raise _fail(argument, f"an integer of at least {minimum}", value)
+        raise fail(FILTER, argument, f"an integer of at least {minimum}", value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int):
         try:
             value = int(str(value).strip())
         except ValueError:
-            raise _fail(argument, f"an integer of at least {minimum}", value) from None
+            raise fail(FILTER, argument, f"an integer of at least {minimum}", value) from None
     if value < minimum:
-        raise _fail(argument, f"an integer of at least {minimum}", value)
+        raise fail(FILTER, argument, f"an integer of at least {minimum}", value)
     return value
 
 
@@ -341,7 +338,7 @@ def _given(value: Any) -> bool:
 def gpu_spec(gpu: str) -> tuple[str, float, int]:
     """(GPU model, memory of one GPU in bytes, number of GPUs) for a GPU name or a Scaleway server type."""
     if not isinstance(gpu, str) or not gpu.strip():
-        raise _fail("gpu", "a GPU name or a Scaleway GPU server type", gpu)
+        raise fail(FILTER, "gpu", "a GPU name or a Scaleway GPU server type", gpu)
     name = gpu.strip().upper()
     if name in GPU_MEMORY_MIB:
         return name, GPU_MEMORY_MIB[name] * MIB, 1
@@ -353,7 +350,7 @@ def gpu_spec(gpu: str) -> tuple[str, float, int]:
         if GPU_NOMINAL_GB[match["gpu"]] == int(match["memory"]):
             return match["gpu"], GPU_MEMORY_MIB[match["gpu"]] * MIB, int(match["count"])
     known = sorted(GPU_MEMORY_MIB) + sorted(SCALEWAY_ALIASES) + ["L4-1-24G", "L40S-2-48G", "H100-2-80G", "..."]
-    raise _fail("gpu", f"one of {', '.join(known)} (or give gpu_memory_gb)", gpu)
+    raise fail(FILTER, "gpu", f"one of {', '.join(known)} (or give gpu_memory_gb)", gpu)
 
 
 def bytes_per_param(model: dict[str, Any]) -> float:
@@ -362,7 +359,8 @@ def bytes_per_param(model: dict[str, Any]) -> float:
     quantization = model.get("quantization")
     quantization = "" if quantization is None else str(quantization).strip().lower()
     if quantization not in BYTES_PER_PARAM:
-        raise _fail(
+        raise fail(
+            FILTER,
             "quantization",
             "empty (16-bit weights) or one of "
             + ", ".join(sorted(q for q in BYTES_PER_PARAM if q))
@@ -379,7 +377,8 @@ def kv_bytes_per_token(model: dict[str, Any], tensor_parallel_size: int) -> tupl
         return whole, whole / tensor_parallel_size
     missing = [key for key in ("layers", "kv_heads", "head_dim") if not _given(model.get(key))]
     if missing:
-        raise _fail(
+        raise fail(
+            FILTER,
             " and ".join(missing),
             "given (the model's num_hidden_layers, num_key_value_heads and head_dim), or kv_bytes_per_token",
             {key: model.get(key) for key in missing},
@@ -392,7 +391,9 @@ def kv_bytes_per_token(model: dict[str, Any], tensor_parallel_size: int) -> tupl
     else:
         kv_cache_dtype = str(model.get("kv_cache_dtype") or "auto").strip().lower()
         if kv_cache_dtype not in KV_DTYPE_BYTES:
-            raise _fail("kv_cache_dtype", f"one of {', '.join(sorted(k for k in KV_DTYPE_BYTES if k))}", kv_cache_dtype)
+            raise fail(
+                FILTER, "kv_cache_dtype", f"one of {', '.join(sorted(k for k in KV_DTYPE_BYTES if k))}", kv_cache_dtype
+            )
         element = KV_DTYPE_BYTES[kv_cache_dtype]
     whole = 2 * layers * kv_heads * head_dim * element
     # Tensor parallelism splits the key/value heads; with fewer heads than
@@ -410,7 +411,7 @@ def _gpus(
 ) -> tuple[str, str, float, int, int]:
     """(name as given, description of one GPU, bytes of one GPU, GPUs of the host, tensor parallel size)."""
     if _given(gpu) and _given(gpu_memory_gb):
-        raise _fail("gpu and gpu_memory_gb", "given one at a time", {"gpu": gpu, "gpu_memory_gb": gpu_memory_gb})
+        raise fail(FILTER, "gpu and gpu_memory_gb", "given one at a time", {"gpu": gpu, "gpu_memory_gb": gpu_memory_gb})
     if _given(gpu):
         name = str(gpu)
         described, memory, count = gpu_spec(name)
@@ -418,7 +419,9 @@ def _gpus(
         name, memory, count = "custom", _number("gpu_memory_gb", gpu_memory_gb) * GB, 1
         described = f"GPU of {_gb(memory):g} GB"
     else:
-        raise _fail("gpu or gpu_memory_gb", "given (a GPU name such as L4, or the memory of one GPU in GB)", None)
+        raise fail(
+            FILTER, "gpu or gpu_memory_gb", "given (a GPU name such as L4, or the memory of one GPU in GB)", None
+        )
     if _given(gpu_count):
         count = _integer("gpu_count", gpu_count)
     if _given(tensor_parallel_size):
@@ -428,7 +431,7 @@ def _gpus(
     else:
         tp = count
     if tp > count:
-        raise _fail("tensor_parallel_size", f"at most the number of GPUs ({count} on {name})", tp)
+        raise fail(FILTER, "tensor_parallel_size", f"at most the number of GPUs ({count} on {name})", tp)
     return name, described, memory, count, tp
 
 
@@ -487,9 +490,9 @@ def vllm_fit(
 ) -> dict[str, Any]:
     """Decide whether ``model`` fits the GPU(s); see DOCUMENTATION."""
     if not isinstance(model, dict):
-        raise _fail("the input", "a dictionary of model facts (params_b, quantization, layers, ...)", model)
+        raise fail(FILTER, "the input", "a dictionary of model facts (params_b, quantization, layers, ...)", model)
     if not _given(model.get("params_b")):
-        raise _fail("params_b", "given: the number of parameters in billions", model.get("params_b"))
+        raise fail(FILTER, "params_b", "given: the number of parameters in billions", model.get("params_b"))
     params_b = _number("params_b", model["params_b"])
     name, described, memory, count, tp = _gpus(model, gpu, gpu_memory_gb, gpu_count, tensor_parallel_size)
 
@@ -507,7 +510,7 @@ def vllm_fit(
     elif _given(model.get("max_model_len")):
         desired = _integer("max_model_len", model["max_model_len"])
     else:
-        raise _fail("max_model_len", "given (the desired context length in tokens), here or in the model", None)
+        raise fail(FILTER, "max_model_len", "given (the desired context length in tokens), here or in the model", None)
     minimum = min(_integer("min_model_len", min_model_len), desired)
 
     per_param = bytes_per_param(model)

@@ -69,62 +69,36 @@ _value:
 from collections.abc import Mapping  # noqa: E402 (the documentation comes first)
 from typing import Any  # noqa: E402
 
-from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.parrotpark.llm.plugins.plugin_utils._filters import (  # noqa: E402
+    check_models,
+    fail,
+    jinja_float,
+    jinja_integer,
+    model_name,
+)
 
 FILTER = "vllm_settings"
 
 
-def _fail(where: str, expected: str, value: Any) -> AnsibleFilterError:
-    return AnsibleFilterError(f"{FILTER}: {where} must be {expected}; got {value!r}")
-
-
-def _integer(where: str, value: Any) -> int:
-    """An integer the way Jinja's int filter reads it ("4096", 4096.0, "4096.0"); garbage is an error."""
-    try:
-        return int(value, 10) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError, OverflowError):
-        try:
-            return int(float(value))
-        except (TypeError, ValueError, OverflowError):
-            raise _fail(where, "an integer", value) from None
-
-
-def _float(where: str, value: Any) -> float:
-    """A number the way Jinja's float filter reads it ("0.5", 1); garbage is an error."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise _fail(where, "a number", value) from None
-
-
-def _model_name(index: int, model: Any) -> Any:
-    if not isinstance(model, Mapping):
-        raise _fail(f"model {index} of the input", "a dictionary with name, model, port, ...", model)
-    if model.get("name") in (None, ""):
-        raise _fail(f"model {index} of the input", "a dictionary with a name", dict(model))
-    return model["name"]
-
-
 def vllm_settings(models: list[dict[str, Any]], fits: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     """Model name -> max_model_len and gpu_memory_utilization; see DOCUMENTATION."""
-    if isinstance(models, (str, bytes, Mapping)) or not isinstance(models, (list, tuple)):
-        raise _fail("the input", "a list of models (dictionaries)", models)
+    check_models(FILTER, models)
     fits = {} if fits is None else fits
     if not isinstance(fits, Mapping):
-        raise _fail("fits", "a dictionary of fit decisions by model name", fits)
+        raise fail(FILTER, "fits", "a dictionary of fit decisions by model name", fits)
     settings: dict[str, dict[str, Any]] = {}
     for index, model in enumerate(models):
-        name = _model_name(index, model)
+        name = model_name(FILTER, index, model)
         fit = fits.get(name) or {}
         if not isinstance(fit, Mapping):
-            raise _fail(f"fits[{name!r}]", "a dictionary with max_model_len and gpu_memory_utilization", fit)
+            raise fail(FILTER, f"fits[{name!r}]", "a dictionary with max_model_len and gpu_memory_utilization", fit)
         # A missing, empty or 0 value falls through to the next source
         # (Jinja's default(..., true)).
         max_model_len = fit.get("max_model_len") or model.get("max_model_len") or 0
         utilization = fit.get("gpu_memory_utilization") or model.get("gpu_memory_utilization") or 0
         settings[name] = {
-            "max_model_len": _integer(f"max_model_len of model {name!r}", max_model_len),
-            "gpu_memory_utilization": _float(f"gpu_memory_utilization of model {name!r}", utilization),
+            "max_model_len": jinja_integer(FILTER, f"max_model_len of model {name!r}", max_model_len),
+            "gpu_memory_utilization": jinja_float(FILTER, f"gpu_memory_utilization of model {name!r}", utilization),
         }
     return settings
 
