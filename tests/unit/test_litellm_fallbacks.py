@@ -7,8 +7,6 @@ models.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from ansible_collections.parrotpark.llm.plugins.filter.litellm_fallbacks import 
     FilterModule,
     litellm_fallbacks,
 )
+from filter_support import filter_doc, render  # noqa: E402
 
 # The role's default litellm_models (roles/litellm/defaults/main.yml).
 DEFAULT_MODELS = [
@@ -79,35 +78,8 @@ def test_registered_as_a_filter():
 
 def test_through_ansible():
     """The filter runs under its collection name in a playbook, and ansible-doc renders its documentation."""
-    bin_dir = Path(sys.executable).parent
-    env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "HOME": str(Path.home()),
-    }
-    expression = "{{ models | parrotpark.llm.litellm_fallbacks('cloud') | to_json }}"
-    run = subprocess.run(
-        [
-            *(str(bin_dir / "ansible"), "localhost", "-m", "ansible.builtin.debug"),
-            *("-a", json.dumps({"msg": expression}), "-e", json.dumps({"models": DEFAULT_MODELS}), "-o"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert json.loads(json.loads(run.stdout.split("=>", 1)[1])["msg"]) == [{"mistral-nemo-12b": ["cloud"]}]
-    doc = subprocess.run(
-        [str(bin_dir / "ansible-doc"), "-t", "filter", "--json", "parrotpark.llm.litellm_fallbacks"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert doc.returncode == 0, doc.stderr
-    documented = json.loads(doc.stdout)["parrotpark.llm.litellm_fallbacks"]
+    assert render("models | parrotpark.llm.litellm_fallbacks('cloud')", {"models": DEFAULT_MODELS}) == [
+        {"mistral-nemo-12b": ["cloud"]}
+    ]
+    documented = filter_doc("litellm_fallbacks")
     assert set(documented["doc"]["options"]) == {"_input", "fallback_name"}

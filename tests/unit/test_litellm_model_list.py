@@ -9,7 +9,6 @@ input; LiteLLM's own reading of the config is checked by the role's
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -26,6 +25,7 @@ from ansible_collections.parrotpark.llm.plugins.filter.litellm_model_list import
     ipwrap,
     litellm_model_list,
 )
+from filter_support import filter_doc, render  # noqa: E402
 
 # The role's default litellm_models (roles/litellm/defaults/main.yml).
 DEFAULT_MODELS = [
@@ -245,41 +245,12 @@ def test_registered_as_a_filter():
 
 def test_through_ansible():
     """The filter runs under its collection name in a playbook, and ansible-doc renders its documentation."""
-    bin_dir = Path(sys.executable).parent
-    env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "HOME": str(Path.home()),
-    }
-    expression = (
-        "{{ models | parrotpark.llm.litellm_model_list(upstream_host='fd00::5', fallback=fallback) | to_json }}"
+    answer = render(
+        "models | parrotpark.llm.litellm_model_list(upstream_host='fd00::5', fallback=fallback)",
+        {"models": DEFAULT_MODELS, "fallback": FALLBACK},
     )
-    run = subprocess.run(
-        [
-            *(str(bin_dir / "ansible"), "localhost", "-m", "ansible.builtin.debug"),
-            *("-a", json.dumps({"msg": expression})),
-            *("-e", json.dumps({"models": DEFAULT_MODELS, "fallback": FALLBACK}), "-o"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    answer = json.loads(json.loads(run.stdout.split("=>", 1)[1])["msg"])
     assert answer[:2] == upstream_entries("[fd00::5]")
     assert answer[2]["model_name"] == "parrotpark-fallback"
-    doc = subprocess.run(
-        [str(bin_dir / "ansible-doc"), "-t", "filter", "--json", "parrotpark.llm.litellm_model_list"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert doc.returncode == 0, doc.stderr
-    documented = json.loads(doc.stdout)["parrotpark.llm.litellm_model_list"]
+    documented = filter_doc("litellm_model_list")
     assert set(documented["doc"]["options"]) == {"_input", "upstream_host", "fallback"}
     assert set(documented["return"]["_value"]["contains"]) == {"model_name", "litellm_params", "model_info"}

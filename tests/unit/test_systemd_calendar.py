@@ -9,8 +9,6 @@ checked by tests/integration/test_scheduler_role_input.py
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from ansible_collections.parrotpark.llm.plugins.filter.systemd_calendar import (
     FilterModule,
     systemd_calendar,
 )
+from filter_support import filter_doc, render  # noqa: E402
 
 WORKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri")
 PARIS = "Europe/Paris"
@@ -140,44 +139,9 @@ def test_registered_as_a_filter():
 
 def test_through_ansible():
     """The filter runs under its collection name in a playbook, and ansible-doc renders its documentation."""
-    bin_dir = Path(sys.executable).parent
-    env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "HOME": str(Path.home()),
-    }
-    expression = (
-        "{{ '08:00' | parrotpark.llm.systemd_calendar(end='10:00', every='25', days=['Sat', 'Sun'],"
-        " time_zone='UTC') | to_json }}"
+    answer = render(
+        "'08:00' | parrotpark.llm.systemd_calendar(end='10:00', every='25', days=['Sat', 'Sun'], time_zone='UTC')"
     )
-    run = subprocess.run(
-        [
-            str(bin_dir / "ansible"),
-            "localhost",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            json.dumps({"msg": expression}),
-            "-o",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    answer = json.loads(json.loads(run.stdout.split("=>", 1)[1])["msg"])
     assert answer == ["Sat,Sun *-*-* 08:00,25,50:00 UTC", "Sat,Sun *-*-* 09:15,40:00 UTC"]
-    doc = subprocess.run(
-        [str(bin_dir / "ansible-doc"), "-t", "filter", "--json", "parrotpark.llm.systemd_calendar"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert doc.returncode == 0, doc.stderr
-    documented = json.loads(doc.stdout)["parrotpark.llm.systemd_calendar"]
+    documented = filter_doc("systemd_calendar")
     assert set(documented["doc"]["options"]) == {"_input", "end", "every", "days", "time_zone"}

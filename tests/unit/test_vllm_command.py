@@ -8,8 +8,6 @@ role's commands against the flags of the pinned vLLM release.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +20,7 @@ if str(ROOT / "collections") not in sys.path:
 from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible_collections.parrotpark.llm.plugins.filter.vllm_command import FilterModule, vllm_command  # noqa: E402
 from ansible_collections.parrotpark.llm.plugins.filter.vllm_settings import vllm_settings  # noqa: E402
+from filter_support import filter_doc, render  # noqa: E402
 
 # The role's default vllm_models (roles/vllm/defaults/main.yml).
 EMBED = {
@@ -268,36 +267,7 @@ def test_registered_as_a_filter():
 
 def test_through_ansible():
     """The filter runs under its collection name in a playbook, and ansible-doc renders its documentation."""
-    bin_dir = Path(sys.executable).parent
-    env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "HOME": str(Path.home()),
-    }
-    expression = "{{ models | parrotpark.llm.vllm_command(models | parrotpark.llm.vllm_settings) | to_json }}"
-    run = subprocess.run(
-        [
-            *(str(bin_dir / "ansible"), "localhost", "-m", "ansible.builtin.debug"),
-            *("-a", json.dumps({"msg": expression}), "-e", json.dumps({"models": [EMBED]}), "-o"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    answer = json.loads(json.loads(run.stdout.split("=>", 1)[1])["msg"])
+    answer = render("models | parrotpark.llm.vllm_command(models | parrotpark.llm.vllm_settings)", {"models": [EMBED]})
     assert answer == {"embed": EMBED_COMMAND}
-    doc = subprocess.run(
-        [str(bin_dir / "ansible-doc"), "-t", "filter", "--json", "parrotpark.llm.vllm_command"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert doc.returncode == 0, doc.stderr
-    documented = json.loads(doc.stdout)["parrotpark.llm.vllm_command"]
+    documented = filter_doc("vllm_command")
     assert set(documented["doc"]["options"]) == {"_input", "settings"}

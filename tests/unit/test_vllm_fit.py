@@ -10,8 +10,6 @@ answer differs for a model alone on its GPU.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +21,7 @@ if str(ROOT / "collections") not in sys.path:
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible_collections.parrotpark.llm.plugins.filter.vllm_fit import FilterModule, vllm_fit  # noqa: E402
+from filter_support import filter_doc, render  # noqa: E402
 
 # Llama-2-7B: multi-head attention (32 key/value heads), unquantized FP16.
 LLAMA2_7B_FP16 = {"params_b": 6.74, "quantization": "", "layers": 32, "kv_heads": 32, "head_dim": 128}
@@ -272,37 +271,11 @@ def test_registered_as_a_filter():
 
 def test_through_ansible():
     """The filter runs under its collection name in a playbook, and ansible-doc renders its documentation."""
-    bin_dir = Path(sys.executable).parent
-    env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "HOME": str(Path.home()),
-    }
-    expression = (
-        "{{ {'params_b': 12.2, 'quantization': 'awq', 'layers': 40, 'kv_heads': 8, 'head_dim': 128}"
-        " | parrotpark.llm.vllm_fit('L4', max_model_len=32768, used_fraction=0.15) | to_json }}"
+    answer = render(
+        "{'params_b': 12.2, 'quantization': 'awq', 'layers': 40, 'kv_heads': 8, 'head_dim': 128}"
+        " | parrotpark.llm.vllm_fit('L4', max_model_len=32768, used_fraction=0.15)"
     )
-    run = subprocess.run(
-        [str(bin_dir / "ansible"), "localhost", "-m", "ansible.builtin.debug", "-a", f"msg={expression}", "-o"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    answer = json.loads(json.loads(run.stdout.split("=>", 1)[1])["msg"])
     assert (answer["fits"], answer["max_model_len"]) == (True, 32768)
-    doc = subprocess.run(
-        [str(bin_dir / "ansible-doc"), "-t", "filter", "--json", "parrotpark.llm.vllm_fit"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert doc.returncode == 0, doc.stderr
-    documented = json.loads(doc.stdout)["parrotpark.llm.vllm_fit"]
+    documented = filter_doc("vllm_fit")
     assert set(documented["doc"]["options"]) >= {"_input", "gpu", "max_model_len", "used_fraction", "overhead_gb"}
     assert "fits" in documented["return"]["_value"]["contains"]

@@ -6,8 +6,6 @@ The expected values are those the Jinja program of roles/vllm/vars/main.yml
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +17,7 @@ if str(ROOT / "collections") not in sys.path:
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible_collections.parrotpark.llm.plugins.filter.vllm_settings import FilterModule, vllm_settings  # noqa: E402
+from filter_support import filter_doc, render  # noqa: E402
 
 # The role's default vllm_models (roles/vllm/defaults/main.yml), the keys that matter here.
 EMBED = {"name": "embed", "model": "BAAI/bge-m3", "port": 8001, "max_model_len": 8192, "gpu_memory_utilization": 0.15}
@@ -126,45 +125,11 @@ def test_registered_as_a_filter():
 
 def test_through_ansible():
     """The filter runs under its collection name in a playbook, and ansible-doc renders its documentation."""
-    bin_dir = Path(sys.executable).parent
-    env = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
-        "ANSIBLE_NOCOLOR": "1",
-        "HOME": str(Path.home()),
-    }
-    expression = (
-        "{{ [{'name': 'chat', 'max_model_len': 32768, 'gpu_memory_utilization': 0.75}]"
-        " | parrotpark.llm.vllm_settings({'chat': {'max_model_len': 24576}}) | to_json }}"
+    answer = render(
+        "[{'name': 'chat', 'max_model_len': 32768, 'gpu_memory_utilization': 0.75}]"
+        " | parrotpark.llm.vllm_settings({'chat': {'max_model_len': 24576}})"
     )
-    run = subprocess.run(
-        [
-            str(bin_dir / "ansible"),
-            "localhost",
-            "-m",
-            "ansible.builtin.debug",
-            "-a",
-            json.dumps({"msg": expression}),
-            "-o",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    answer = json.loads(json.loads(run.stdout.split("=>", 1)[1])["msg"])
     assert answer == {"chat": {"max_model_len": 24576, "gpu_memory_utilization": 0.75}}
-    doc = subprocess.run(
-        [str(bin_dir / "ansible-doc"), "-t", "filter", "--json", "parrotpark.llm.vllm_settings"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert doc.returncode == 0, doc.stderr
-    documented = json.loads(doc.stdout)["parrotpark.llm.vllm_settings"]
+    documented = filter_doc("vllm_settings")
     assert set(documented["doc"]["options"]) == {"_input", "fits"}
     assert set(documented["return"]["_value"]["contains"]) == {"max_model_len", "gpu_memory_utilization"}
