@@ -62,6 +62,7 @@ from fakescw.docker_backend import SERVER_LABEL, SYSTEMD_FLAGS  # noqa: E402  (t
 _REGISTRY = factory.load_manifest()[0]
 NETWORK: str = _REGISTRY["network"]
 REGISTRY_VOLUME: str = _REGISTRY["volume"]
+REGISTRY: str = _REGISTRY["container"]
 LAB_LABEL = factory.LABEL  # the lab's containers and network carry LAB_LABEL=true
 LAYOUT_LABEL = LAB_LABEL + ".layout"  # the entrance's layout
 
@@ -349,8 +350,14 @@ def up(config: LabConfig) -> None:
     print(summary(config, password), flush=True)
 
 
-def down(images: bool = False) -> None:
-    """Remove every container, volume and network of the lab, and its secrets; the registry's cache unless images."""
+def down(images: bool = False, keep_registry: bool = False) -> None:
+    """Remove every container, volume and network of the lab, and its secrets; the registry's cache unless images.
+
+    keep_registry keeps the lab registry and its network, which other users of the lab images (the molecule
+    scenarios of a test run) may be using at the same time; a test run removes them once at its end.
+    """
+    if images and keep_registry:
+        raise LabError("down: --images removes the registry's images; it cannot go with --keep-registry")
     if not engine_answers():
         raise LabError("no container engine answers; nothing to remove")
     for server in docker("ps", "-aq", "--filter", f"label={SERVER_LABEL}").stdout.split():
@@ -360,18 +367,30 @@ def down(images: bool = False) -> None:
             docker("volume", "rm", f"{name}-docker", check=False)
     docker("container", "rm", "-f", ENTRANCE, FAKESCW, MONGO, check=False)
     docker("volume", "rm", ENTRANCE_VOLUME, MONGO_VOLUME, check=False)
-    try:
-        factory.Factory().clean(images=images)
-    except factory.FactoryError as exc:
-        raise LabError(f"lab image factory: {exc}") from exc
+    if not keep_registry:
+        try:
+            factory.Factory().clean(images=images)
+        except factory.FactoryError as exc:
+            raise LabError(f"lab image factory: {exc}") from exc
     for inventory in INVENTORIES.values():
         shutil.rmtree(ROOT / inventory / "secrets", ignore_errors=True)
-    log("removed the lab's containers, volumes, network and secrets")
+    if keep_registry:
+        log(
+            f"removed the lab's containers, volumes and secrets; kept the registry {REGISTRY} and the network {NETWORK}"
+        )
+    else:
+        log("removed the lab's containers, volumes, network and secrets")
 
 
 # --- what is there -----------------------------------------------------------
-def parse_leftovers(containers: str, servers: str, volumes: str, networks: str) -> list[str]:
-    """What of the lab is left, from the listings ``leftovers`` takes; the registry's cache volume does not count."""
+def parse_leftovers(
+    containers: str, servers: str, volumes: str, networks: str, except_registry: bool = False
+) -> list[str]:
+    """What of the lab is left, from the listings ``leftovers`` takes; the registry's cache volume does not count,
+    nor, with except_registry, the registry and its network (what ``down --keep-registry`` keeps)."""
+    kept = {("volume", REGISTRY_VOLUME)}
+    if except_registry:
+        kept |= {("container", REGISTRY), ("network", NETWORK)}
     left: list[str] = []
     for kind, listing in (
         ("container", containers),
@@ -381,13 +400,14 @@ def parse_leftovers(containers: str, servers: str, volumes: str, networks: str) 
     ):
         for name in listing.split():
             entry = f"{kind} {name}"
-            if entry not in left and not (kind == "volume" and name == REGISTRY_VOLUME):
+            if entry not in left and (kind, name) not in kept:
                 left.append(entry)
     return left
 
 
-def leftovers() -> list[str]:
-    """What of the lab is left: its containers, the fake's servers, its volumes and networks (``down`` leaves none)."""
+def leftovers(except_registry: bool = False) -> list[str]:
+    """What of the lab is left: its containers, the fake's servers, its volumes and networks (``down`` leaves none;
+    ``down --keep-registry`` leaves the registry and its network, not counted with except_registry)."""
 
     def names(*args: str) -> str:
         return docker(*args).stdout
@@ -397,6 +417,7 @@ def leftovers() -> list[str]:
         names("ps", "-a", "--format", "{{.Names}}", "--filter", f"label={SERVER_LABEL}"),
         names("volume", "ls", "--format", "{{.Name}}", "--filter", f"name={NETWORK}"),
         names("network", "ls", "--format", "{{.Name}}", "--filter", f"name={NETWORK}"),
+        except_registry,
     )
 
 
@@ -429,11 +450,13 @@ def status(config: LabConfig) -> bool:
     return True
 
 
-def report_leftovers() -> bool:
+def report_leftovers(except_registry: bool = False) -> bool:
     """Print what of the lab is left; True when nothing is."""
-    left = leftovers()
+    left = leftovers(except_registry)
     if left:
         print("make lab-down left these behind:", *left, sep="\n")
+    elif except_registry:
+        print("nothing of the lab is left but its registry, network, registry cache and images")
     else:
         print("nothing of the lab is left but its registry cache and images")
     return not left
@@ -447,15 +470,25 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("site", help="run site.yml against the lab again; the arguments that follow go to ansible-playbook")
     down_parser = sub.add_parser("down", help="remove the lab's containers, volumes, network and secrets")
     down_parser.add_argument("--images", action="store_true", help="and the registry's cache volume and the images")
+    down_parser.add_argument(
+        "--keep-registry",
+        action="store_true",
+        help="keep the lab registry and its network (the test runner, while molecule scenarios use them)",
+    )
     sub.add_parser("status", help="what of the lab runs")
-    sub.add_parser("leftovers", help="what of the lab is left; exit 1 when anything is")
+    leftovers_parser = sub.add_parser("leftovers", help="what of the lab is left; exit 1 when anything is")
+    leftovers_parser.add_argument(
+        "--except-registry",
+        action="store_true",
+        help="do not count the registry and its network (down --keep-registry)",
+    )
     # site passes everything after it to ansible-playbook, options included.
     args = parser.parse_args(argv[:1] if argv[:1] == ["site"] else argv)
     try:
         if args.command == "down":
-            down(images=args.images)
+            down(images=args.images, keep_registry=args.keep_registry)
         elif args.command == "leftovers":
-            return 0 if report_leftovers() else 1
+            return 0 if report_leftovers(args.except_registry) else 1
         elif args.command == "site":
             return site(LabConfig.from_environ(), argv[1:])
         elif args.command == "status":

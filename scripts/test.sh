@@ -4,41 +4,56 @@
 #   scripts/test.sh                 # all stages
 #   scripts/test.sh lint unit       # only these stages (setup always runs)
 #
-# Stages: setup lint sanity unit build integration images molecule lab gpu-gateway
+# Stages: setup lint sanity unit build integration images molecule lab gpu-gateway lab-down
 # (seeds, the earlier name of gpu-gateway, still names that stage)
-# Each stage prints its own output; the end shows how long each stage took and
-# a summary line. Exit status is non-zero when any stage failed.
+#
+# After setup, two tracks run side by side (most stages leave one of the two
+# cores idle for long stretches: ansible runs one task at a time):
+#   checks:     lint, sanity, unit, build, integration, then molecule
+#   containers: images, then lab, gpu-gateway and lab-down
+# molecule waits for images too. Each stage logs to .cache/stages/<stage>.log,
+# printed whole when the stage ends; the end shows how long each stage took
+# and a summary line. Exit status is non-zero when any stage failed.
 set -uo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 cd "$PP_ROOT" || exit 1
 
-ALL_STAGES=(lint sanity unit build integration images molecule lab gpu-gateway)
-declare -a STAGE_NAMES=() STAGE_RESULTS=() STAGE_TIMES=()
+ALL_STAGES=(lint sanity unit build integration images molecule lab gpu-gateway lab-down)
+CHECK_STAGES=(lint sanity unit build integration)
+STAGE_DIR=$PP_CACHE/stages
 
 # The molecule scenarios to run (default: all of them).
 MOLECULE_SCENARIOS=${MOLECULE_SCENARIOS:-$(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort | tr '\n' ' ')}
 
+# One line at a time from stages that run side by side.
+say() {
+  { flock 9 && printf '%s\n' "$*"; } 9>"$STAGE_DIR/.print"
+}
+
+# Runs stage NAME (function stage_NAME) with its output in STAGE_DIR/NAME.log,
+# writes "SECONDS RESULT" to STAGE_DIR/NAME.result and prints the log whole
+# when the stage ends. Returns the stage's status.
 run_stage() {
-  local name=$1 started status
-  shift
-  printf '\n######## stage %s ########\n' "$name"
+  local name=$1 started status seconds result
   started=$(date +%s)
-  if [ "$name" = setup ]; then
-    "$@" # in this shell: it activates the virtualenv for the stages after it
-  else
-    ("$@") # in a subshell: a stage that exits cannot end the run
-  fi
+  say "######## stage $name started ########"
+  ("stage_${name//-/_}") >"$STAGE_DIR/$name.log" 2>&1 # a subshell: a stage that exits cannot end the run
   status=$?
-  STAGE_NAMES+=("$name")
-  STAGE_TIMES+=("$(($(date +%s) - started))")
-  if [ "$status" -eq 0 ]; then STAGE_RESULTS+=(passed); else STAGE_RESULTS+=(failed); fi
-  printf '######## stage %s %s in %ss ########\n' "$name" "${STAGE_RESULTS[-1]}" "${STAGE_TIMES[-1]}"
+  seconds=$(($(date +%s) - started))
+  if [ "$status" -eq 0 ]; then result=passed; else result=failed; fi
+  echo "$seconds $result" >"$STAGE_DIR/$name.result"
+  {
+    flock 9
+    printf '\n######## stage %s ########\n' "$name"
+    cat "$STAGE_DIR/$name.log"
+    printf '######## stage %s %s in %ss ########\n' "$name" "$result" "$seconds"
+  } 9>"$STAGE_DIR/.print"
   return "$status"
 }
 
 skip_stage() {
-  STAGE_NAMES+=("$1") STAGE_RESULTS+=("skipped ($2)") STAGE_TIMES+=(0)
+  echo "0 skipped ($2)" >"$STAGE_DIR/$1.result"
 }
 
 stage_setup() { pp_setup; }
@@ -187,10 +202,10 @@ stage_molecule() {
 # The lab in one layout: the README's first command works, then the
 # end-to-end test of that layout drives the system as its users and the
 # scheduler do, and ends with a second site.yml that must change nothing;
-# `make lab-down` then leaves no container, volume or network of the lab
-# behind (the cached images and the registry's cache volume stay). The timers
-# stay off so that only the test starts the GPU services.
-# PARROTPARK_LAB_KEEP=1 keeps a failed lab.
+# then the lab goes, but for the registry and its network, which molecule
+# scenarios may be using at the same time: `lab.py down --keep-registry`, and
+# nothing else of the lab may be left. The timers stay off so that only the
+# test starts the GPU services. PARROTPARK_LAB_KEEP=1 keeps a failed lab.
 lab_in_layout() {
   local layout=$1 tests=$2 rc=0
   export PARROTPARK_LAB_TIMERS=off PARROTPARK_LAB_LAYOUT=$layout
@@ -203,14 +218,9 @@ lab_in_layout() {
     echo "the lab is kept for inspection (make lab-down removes it)"
     return 1
   fi
-  printf -- '-------- teardown (make lab-down) --------\n'
-  scripts/lab.sh down || return 1
-  python lab/lab.py leftovers || return 1
-  docker image inspect parrotpark/lab-base-trixie:current >/dev/null || {
-    echo "make lab-down removed the cached images"
-    return 1
-  }
-  echo "nothing of the lab is left but its cached images"
+  printf -- '-------- teardown (the registry stays for molecule) --------\n'
+  python lab/lab.py down --keep-registry || return 1
+  python lab/lab.py leftovers --except-registry || return 1
   return $rc
 }
 
@@ -220,6 +230,19 @@ stage_lab() { lab_in_layout default tests/lab/test_e2e.py; }
 # The gateway on the GPU server: LiteLLM and LibreChat there, the entrance in
 # neither group gateway nor chat.
 stage_gpu_gateway() { lab_in_layout gpu-gateway tests/lab/test_e2e_gpu_gateway.py; }
+
+# `make lab-down` once nothing else uses the registry: no container, volume or
+# network of the lab is left behind (the cached images and the registry's
+# cache volume stay). A lab you had running is torn down too.
+stage_lab_down() {
+  scripts/lab.sh down || return 1
+  python lab/lab.py leftovers || return 1
+  docker image inspect parrotpark/lab-base-trixie:current >/dev/null || {
+    echo "make lab-down removed the cached images"
+    return 1
+  }
+  echo "nothing of the lab is left but its cached images"
+}
 
 stages=()
 for stage in "$@"; do
@@ -231,20 +254,76 @@ for stage in "${stages[@]}"; do
   [[ " ${ALL_STAGES[*]} " == *" $stage "* ]] ||
     pp_die "unknown stage '$stage'; stages are: ${ALL_STAGES[*]} (and seeds, the earlier name of gpu-gateway)"
 done
+wanted() { [[ " ${stages[*]} " == *" $1 "* ]]; }
+# The stages that run lab images need the images stage before them.
+for stage in molecule lab gpu-gateway; do
+  if wanted "$stage" && ! wanted images; then stages+=(images); fi
+done
+# and the lab's stages leave the registry to lab-down.
+if { wanted lab || wanted gpu-gateway; } && ! wanted lab-down; then stages+=(lab-down); fi
+
+# lint ... integration one after the other, then molecule once the images are there.
+track_checks() {
+  local stage
+  for stage in "${CHECK_STAGES[@]}"; do
+    if wanted "$stage"; then run_stage "$stage"; fi
+  done
+  wanted molecule || return 0
+  while [ ! -f "$STAGE_DIR/images.result" ]; do sleep 2; done
+  if [[ $(cat "$STAGE_DIR/images.result") == *passed ]]; then
+    run_stage molecule
+  else
+    skip_stage molecule "images failed"
+  fi
+}
+
+# images, then the lab in both layouts; lab-down once molecule is done with the registry.
+track_containers() {
+  local stage
+  if wanted images && ! run_stage images; then
+    for stage in lab gpu-gateway lab-down; do
+      if wanted "$stage"; then skip_stage "$stage" "images failed"; fi
+    done
+    return 0
+  fi
+  for stage in lab gpu-gateway; do
+    if wanted "$stage"; then run_stage "$stage"; fi
+  done
+  if wanted lab-down; then
+    wait "$checks_pid" # molecule runs in the checks track
+    run_stage lab-down
+  fi
+}
 
 total_started=$(date +%s)
-if ! run_stage setup stage_setup; then
+mkdir -p "$STAGE_DIR" && rm -f "$STAGE_DIR"/*.result "$STAGE_DIR"/*.log
+printf '\n######## stage setup ########\n'
+started=$(date +%s)
+if stage_setup; then setup_result=passed; else setup_result=failed; fi
+echo "$(($(date +%s) - started)) $setup_result" >"$STAGE_DIR/setup.result"
+printf '######## stage setup %s in %ss ########\n' "$setup_result" "$(($(date +%s) - started))"
+if [ "$setup_result" = failed ]; then
   for stage in "${stages[@]}"; do skip_stage "$stage" "setup failed"; done
 else
-  images_ok=true
-  for stage in "${stages[@]}"; do
-    if [[ $stage == molecule || $stage == lab || $stage == gpu-gateway ]] && [ "$images_ok" = false ]; then
-      skip_stage "$stage" "images failed"
-      continue
-    fi
-    run_stage "$stage" "stage_${stage//-/_}" || { [ "$stage" = images ] && images_ok=false; }
-  done
+  track_checks &
+  checks_pid=$!
+  track_containers
+  wait "$checks_pid" 2>/dev/null || true # already waited for when lab-down ran
 fi
+
+STAGE_NAMES=(setup) STAGE_TIMES=() STAGE_RESULTS=()
+for stage in "${ALL_STAGES[@]}"; do
+  if wanted "$stage"; then STAGE_NAMES+=("$stage"); fi
+done
+for stage in "${STAGE_NAMES[@]}"; do
+  if [ -f "$STAGE_DIR/$stage.result" ]; then
+    read -r seconds result <"$STAGE_DIR/$stage.result"
+  else
+    seconds=0 result="skipped (not run)"
+  fi
+  STAGE_TIMES+=("$seconds")
+  STAGE_RESULTS+=("$result")
+done
 
 passed=0 failed=0 skipped=0
 printf '\n%-14s %-24s %s\n' stage result seconds

@@ -318,3 +318,41 @@ def test_leftovers_command_passes_when_only_the_cache_is_left(fake_docker, capsy
     fake_docker({("volume", "ls"): ("parrotpark-lab-registry-cache\n", 0)})
     assert lab.main(["leftovers"]) == 0
     assert "nothing of the lab is left" in capsys.readouterr().out
+
+
+def test_leftovers_except_registry_skips_only_the_registry_and_its_network():
+    listings = {
+        "containers": "parrotpark-lab-registry\nparrotpark-lab-entrance\n",
+        "servers": "",
+        "volumes": "parrotpark-lab-registry-cache\n",
+        "networks": "parrotpark-lab\n",
+    }
+    assert lab.parse_leftovers(**listings, except_registry=True) == ["container parrotpark-lab-entrance"]
+    assert lab.parse_leftovers(**listings) == [
+        "container parrotpark-lab-registry",
+        "container parrotpark-lab-entrance",
+        "network parrotpark-lab",
+    ]
+
+
+def test_down_keep_registry_leaves_the_registry_and_network(fake_docker, monkeypatch, capsys):
+    cleaned, removed_dirs = [], []
+    monkeypatch.setattr(lab.factory.Factory, "clean", lambda self, images: cleaned.append(images))
+    # not the checkout's secrets: a lab may be running from it
+    monkeypatch.setattr(lab.shutil, "rmtree", lambda path, ignore_errors=False: removed_dirs.append(path))
+    docker = fake_docker({})
+    assert lab.main(["down", "--keep-registry"]) == 0
+    assert cleaned == []
+    removed = [call for call in docker.calls if call[:2] == ("container", "rm")]
+    assert removed and all("parrotpark-lab-registry" not in call for call in removed)
+    printed = capsys.readouterr()
+    assert "kept the registry parrotpark-lab-registry" in printed.out + printed.err
+    assert removed_dirs == [lab.ROOT / inventory / "secrets" for inventory in lab.INVENTORIES.values()]
+    assert lab.main(["down"]) == 0
+    assert cleaned == [False]
+
+
+def test_down_refuses_images_with_keep_registry(fake_docker, capsys):
+    fake_docker({})
+    assert lab.main(["down", "--images", "--keep-registry"]) == 1
+    assert "--keep-registry" in capsys.readouterr().err
