@@ -254,7 +254,7 @@ class Replay:
                 continue
             if upcoming is None:
                 break
-            now, _, kind, payload = heapq.heappop(self.queue)
+            now, _seq, kind, payload = heapq.heappop(self.queue)
             if kind == "request":
                 self.arrive(payload, now)
             elif kind == "healthy":
@@ -352,7 +352,7 @@ def table(result: dict[str, Any]) -> str:
         ("EUR per million tokens", f"{result['eur_per_million_tokens']} ({result['tokens']:,} tokens)"),
         ("stops", ", ".join(f"{reason} {count}" for reason, count in result["stop_reasons"].items()) or "none"),
     ]
-    width = max(len(name) for name, _ in rows)
+    width = max(len(name) for name, _value in rows)
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     lines.append(f"  ({result['month_basis']})")
     return "\n".join(lines)

@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/parrotpark_trace.py --seed 14 --out bench/traces/parrotpark-evaluation.csv
 
-What is known of the evaluation (/work/shared/REFERENCE.md, "Parrotpark's own
-evaluation"): 9 working days of a small team chatting with a 12B model on an
-L4, 329,503 prompt and 103,083 completion tokens (432,586 in all), the GPU
-up 10 h a working day. What is not known, and is assumed here:
+What is known of the evaluation (as issue 14 of this collection reports
+it): 9 working days of a small team chatting with a model on an L4, 329,503
+prompt and 103,083 completion tokens (432,586 in all), the GPU up 10 h a
+working day. What is not known, and is assumed here:
 
 - Days: the 9 working days from Monday 17 March 2025 (17-21 and 24-27
   March, before the change to summer time), Europe/Paris.
@@ -123,7 +123,7 @@ def generate(seed: int) -> list[tuple[str, str, int, int]]:
     rows: list[Row] = []
     for day in working_days(START, WORKING_DAYS):
         for user, mean in USERS.items():
-            for _ in range(_poisson(rng, mean)):
+            for _conversation_number in range(_poisson(rng, mean)):
                 rows.extend(_conversation(rng, day, user))
     rows.sort(key=lambda row: (row.at, row.user))
     prompts = _scale([row.prompt for row in rows], PROMPT_TOKENS)
@@ -143,7 +143,7 @@ def write(rows: list[tuple[str, str, int, int]], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--seed", type=int, required=True, help="random seed (the committed trace: 14)")
     parser.add_argument("--out", type=Path, required=True, help="the CSV file to write")
     args = parser.parse_args(argv)

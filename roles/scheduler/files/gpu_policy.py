@@ -26,19 +26,21 @@ the cap).
 
 Rules, in order of precedence:
 
-1. The EUR per month cap (``max_eur_per_month``), the session cap
-   (``session_cap_hours``), the boot deadline and the reaper apply always,
-   inside a floor window too: they are what keeps the bill bounded.
-2. Inside a floor window the server is never destroyed for idleness or for
-   the hours per day cap, and it is woken (trigger ``timer``) whatever the
-   quiet hours, the wakes per day and the minimum off time say.
+1. Always, inside a floor window too: the session cap
+   (``session_cap_hours``, the reaper's), the boot deadline, a failed boot,
+   the reaper (tagged servers that are not the session's).
+2. Inside a floor window nothing else stops the server, and it is woken
+   (trigger ``timer``) whatever the quiet hours and the caps say: the floor's
+   cost is known in advance, the caps bound what demand adds to it.
 3. Outside the floor: quiet hours and days refuse a wake (the answer says
-   when the model is available); ``max_gpu_hours_per_day`` and
-   ``max_wakes_per_day`` refuse a wake that would exceed them, and stop a
-   running session at the hours cap; ``min_off_minutes`` after a destroy
-   delays a wake (the wake happens when the time is up, the answer gives the
-   ETA); after ``idle_minutes`` without a user request, and with no request
-   or stream in flight, the server is destroyed.
+   when the model is available); ``max_eur_per_month``,
+   ``max_gpu_hours_per_day`` and ``max_wakes_per_day`` refuse a wake that
+   would exceed them (the floor's hours count), and the first two stop a
+   running session; ``min_off_minutes`` after a destroy delays a wake (the
+   wake happens when the time is up, the answer gives the ETA); after
+   ``idle_minutes`` without a user request, and with no request or stream in
+   flight, the server is destroyed. A manual wake ignores the quiet hours,
+   the wakes cap and the off time.
 4. A stop for any reason but idleness waits for the requests and streams in
    flight, at most ``drain_seconds``; the caps begin that stop
    ``drain_seconds`` before the limit, so the server is gone by the limit.
