@@ -12,7 +12,14 @@ Commands:
   next-up [--at ISO] [--iso]   the next time the up timer brings the GPU up, HH:MM in the schedule's zone
   up [--force] [-- ARGS]       run the gpu_up playbook if the schedule says so (always with --force)
   down [-- ARGS]               run the gpu_down playbook (no schedule check)
-  status                       what the schedule says now, and the last runs
+  status                       what the schedule says now, the last runs and, on demand, the GPU's state
+  waker-address                where Caddy sends the GPU's routes while it is off (empty: scheduled mode)
+  event NAME [--data JSON]     tell the waker what happened (healthy, destroyed, boot_failed, ...)
+
+On demand (scheduler_mode on_demand or hybrid) the waker (gpu_waker.py, the
+service parrotpark-gpu-waker) decides when the GPU runs and starts the up and
+down services itself: ``up`` by hand asks it for a manual wake instead of
+running the playbook, and a failed up run tells it the boot failed.
 
 ARGS after ``--`` go to ansible-playbook (-v, -e ...). Every run of a
 playbook is recorded in STATE_DIR/last-<action>.json and in
@@ -33,6 +40,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -62,7 +71,12 @@ DEFAULTS: dict[str, Any] = {
     "lock_file": "/run/lock/parrotpark-gpu.lock",
     "lock_wait": 3600,
     "playbooks": {"up": "parrotpark.llm.gpu_up", "down": "parrotpark.llm.gpu_down"},
+    # On demand: {"listen": "ADDR:PORT" (Caddy's routes), "control": "127.0.0.1:PORT"}; None: scheduled mode.
+    "waker": None,
 }
+# How long the CLI waits for the waker's control listener.
+WAKER_TIMEOUT = 10
+EVENTS = ("starting", "healthy", "boot_failed", "destroyed", "unknown_server", "manual_wake")
 
 
 class ScheduleError(Exception):
@@ -334,6 +348,54 @@ def run_playbook(settings: dict[str, Any], schedule: Schedule | None, action: st
 
 
 # --------------------------------------------------------------------------
+# The waker (on demand)
+# --------------------------------------------------------------------------
+
+
+class WakerUnreachable(Exception):
+    """The waker's control listener does not answer."""
+
+
+def waker_call(settings: dict[str, Any], method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """One request to the waker's control listener: (HTTP status, decoded JSON answer)."""
+    waker = settings.get("waker") or {}
+    control = waker.get("control")
+    if not control:
+        raise WakerUnreachable("the waker is not configured (scheduler_mode is scheduled)")
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://{control}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=WAKER_TIMEOUT) as answer:
+            return answer.status, json.loads(answer.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            return exc.code, json.loads(exc.read() or b"null")
+        except ValueError:
+            return exc.code, None
+    except (OSError, ValueError) as exc:
+        raise WakerUnreachable(f"the waker does not answer on {control}: {exc}") from exc
+
+
+def tell_waker(settings: dict[str, Any], event: str, data: dict[str, Any] | None = None) -> int:
+    """Post an event to the waker; 0 accepted, 1 refused, 3 unreachable (no waker in scheduled mode: 0)."""
+    if not (settings.get("waker") or {}).get("control"):
+        return 0
+    try:
+        status, answer = waker_call(settings, "POST", "/event", {"event": event, **(data or {})})
+    except WakerUnreachable as exc:
+        log(f"event {event}: {exc}")
+        return 3
+    if status == 200:
+        log(f"event {event}: accepted by the waker")
+        return 0
+    message = answer.get("error") or answer.get("message") if isinstance(answer, dict) else answer
+    log(f"event {event}: the waker refused it (HTTP {status}): {message}")
+    return 1
+
+
+# --------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------
 
@@ -365,6 +427,16 @@ def cmd_next_up(settings: dict[str, Any], args: argparse.Namespace) -> int:
 
 def cmd_up(settings: dict[str, Any], args: argparse.Namespace) -> int:
     schedule = Schedule.load(settings["schedule"])
+    if settings.get("waker"):
+        if os.environ.get(LOCK_HELD_ENV) != "1":
+            # By hand, on demand: the waker is the one actor on the cloud; it starts the up service.
+            log("up: on demand, asking the waker for a manual wake")
+            return tell_waker(settings, "manual_wake")
+        with locked(settings["lock_file"], int(settings["lock_wait"])):
+            code = run_playbook(settings, schedule, "up", args.extra)
+        if code != 0:
+            tell_waker(settings, "boot_failed")
+        return code
     if not args.force:
         up, reason = schedule.check()
         if not up:
@@ -406,7 +478,47 @@ def cmd_status(settings: dict[str, Any], args: argparse.Namespace) -> int:
                 f"last {action}: {record.get('outcome')} (exit code {record.get('exit_code')}), "
                 f"{record.get('started')} to {record.get('finished')}, {record.get('duration_seconds')} s"
             )
+    if settings.get("waker"):
+        return print_waker_status(settings, args.json)
     return 0
+
+
+def print_waker_status(settings: dict[str, Any], as_json: bool) -> int:
+    try:
+        status, answer = waker_call(settings, "GET", "/status")
+    except WakerUnreachable as exc:
+        print(f"gpu: unknown ({exc}; systemctl status parrotpark-gpu-waker)")
+        return 3
+    if status != 200 or not isinstance(answer, dict):
+        print(f"gpu: unknown (the waker answered HTTP {status})")
+        return 3
+    if as_json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+        return 0
+    for key, value in answer.items():
+        if not isinstance(value, (dict, list)):
+            print(f"gpu {key}: {value}")
+    return 0
+
+
+def cmd_waker_address(settings: dict[str, Any], _args: argparse.Namespace) -> int:
+    print((settings.get("waker") or {}).get("listen") or "")
+    return 0
+
+
+def cmd_event(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.data) if args.data else {}
+    except ValueError as exc:
+        print(f"parrotpark-gpu: --data must be a JSON object: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(data, dict):
+        print("parrotpark-gpu: --data must be a JSON object", file=sys.stderr)
+        return 2
+    if not settings.get("waker"):
+        log(f"event {args.name}: no waker (scheduled mode), nothing to tell")
+        return 0
+    return tell_waker(settings, args.name, data)
 
 
 def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
@@ -432,9 +544,16 @@ def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
     up.set_defaults(handler=cmd_up)
     down = commands.add_parser("down", help="run the gpu_down playbook")
     down.set_defaults(handler=cmd_down)
-    status = commands.add_parser("status", help="what the schedule says and the last runs")
+    status = commands.add_parser("status", help="what the schedule says, the last runs and the GPU's state")
     status.add_argument("--at", help="ask for this ISO date and time instead of now")
+    status.add_argument("--json", action="store_true", help="the GPU's state (on demand) as JSON")
     status.set_defaults(handler=cmd_status)
+    address = commands.add_parser("waker-address", help="where Caddy sends the GPU's routes while it is off")
+    address.set_defaults(handler=cmd_waker_address)
+    event = commands.add_parser("event", help="tell the waker what happened to the GPU server")
+    event.add_argument("name", choices=EVENTS)
+    event.add_argument("--data", help="the event's fields, a JSON object")
+    event.set_defaults(handler=cmd_event)
     return top
 
 
