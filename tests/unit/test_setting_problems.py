@@ -17,6 +17,11 @@ from ansible_collections.parrotpark.llm.plugins.filter.setting_problems import (
     setting_problems,
 )
 
+DOMAIN = {"name": "x_domain", "matches": r"^[a-z0-9]+(\.[a-z0-9]+)*$", "expect": "a DNS name"}
+HOUR = {"name": "x_hour", "matches": "^(1?[0-9]|2[0-3])$", "expect": "an hour 0 to 23"}
+ZONES = {"name": "x_zones", "each": True, "matches": "^[a-z]{2}-[a-z]{3}-[1-9]$", "expect": "Scaleway zones"}
+DAYS = {"name": "x_days", "each": True, "one_of": ["Mon", "Tue"], "unique": True, "expect": "distinct days, Mon or Tue"}
+
 # rule, a good value, a bad value, the message for the bad value
 CASES = {
     "between": ({"name": "x_port", "between": [1, 65535]}, 443, 0, "x_port must be between 1 and 65535 (got 0)."),
@@ -39,6 +44,94 @@ CASES = {
     "not empty": ({"name": "x_key", "is": "not_empty"}, "k", "", "x_key must not be empty"),
     "secret length": ({"name": "x_pw", "min_length": 16}, "p" * 16, "short", "at least 16 characters"),
     "secret with a space": ({"name": "x_pw", "min_length": 4}, "abcd", "ab cd", "(it has 5)"),
+    "host, a label too long": ({"name": "x_host", "is": "host"}, "a" * 63 + ".example", "a" * 64 + ".example", "got"),
+    "host, two dots": ({"name": "x_host", "is": "host"}, "db.example", "db..example", "(got 'db..example')"),
+    "kind in the rule's words": (
+        {"name": "x_db", "is": "host", "expect": "the database server", "hint": "It defaults to x_entrance."},
+        "10.0.0.2",
+        "",
+        "x_db must be the database server (got ''). It defaults to x_entrance.",
+    ),
+    "matches": (
+        DOMAIN,
+        "example.com",
+        "https://example.com",
+        "x_domain must be a DNS name (got 'https://example.com').",
+    ),
+    "matches from the start, like Ansible's match test": (DOMAIN, "a.example", "-a.example", "(got '-a.example')"),
+    "matches, a number as its text": (HOUR, 7, 24, "x_hour must be an hour 0 to 23 (got 24)."),
+    "matches, not a text": (DOMAIN, "a.example", ["a.example"], "x_domain must be a DNS name (got ['a.example'])."),
+    "matches, a boolean is no text": (HOUR, "23", True, "x_hour must be an hour 0 to 23 (got True)."),
+    "matches, a secret": (
+        {"name": "x_key", "matches": "^[0-9a-f]{8}$", "expect": "8 hexadecimal digits", "secret": True},
+        "0123abcd",
+        "0123abcz-secret",
+        "x_key must be 8 hexadecimal digits; it has 15 characters.",
+    ),
+    "each matches": (
+        ZONES,
+        ["fr-par-1", "nl-ams-2"],
+        ["fr-par", "nl-ams-2", 3],
+        "(got ['fr-par', 'nl-ams-2', 3]; wrong: ['fr-par', 3])",
+    ),
+    "each matches, not a list": (ZONES, [], "fr-par-1", "x_zones must be Scaleway zones (got 'fr-par-1')."),
+    "each matches, numbers as text": (
+        {"name": "x_ports", "each": True, "matches": "^[0-9]+$", "expect": "ports"},
+        [80, "443"],
+        [80, 4.5],
+        "wrong: [4.5]",
+    ),
+    "one of": (
+        {"name": "x_gpu", "one_of": [True, False, "auto"]},
+        "auto",
+        "sometimes",
+        "x_gpu must be one of true, false, auto (got 'sometimes').",
+    ),
+    "one of, 1 is not true": ({"name": "x_gpu", "one_of": [True, False, "auto"]}, False, 1, "(got 1)"),
+    "one of, unhashable": ({"name": "x_gpu", "one_of": ["auto"]}, "auto", {"auto": 1}, "(got {'auto': 1})"),
+    "each one of": (
+        DAYS,
+        ["Mon", "Tue"],
+        ["Mon", "Monday"],
+        "x_days must be distinct days, Mon or Tue (got ['Mon', 'Monday']; wrong: ['Monday']).",
+    ),
+    "each one of, own words": (
+        {"name": "x_days", "each": True, "one_of": ["Mon", "Tue"]},
+        ["Tue"],
+        ["Sun"],
+        "x_days may only list one of Mon, Tue (got ['Sun']; wrong: ['Sun']).",
+    ),
+    "unique in the rule's words": (
+        DAYS,
+        ["Tue", "Mon"],
+        ["Mon", "Tue", "Mon", "Mon"],
+        "(got ['Mon', 'Tue', 'Mon', 'Mon']; more than once: ['Mon']).",
+    ),
+    "unique, an entry named": (
+        {"name": "x_sites", "unique": "a site"},
+        ["a", "b"],
+        ["a", "b", "a"],
+        "x_sites lists a site more than once: ['a'].",
+    ),
+    "unique, entries": (
+        {"name": "x_sites", "unique": True},
+        [{"a": 1}, {"a": 2}],
+        [{"a": 1}, {"a": 1}],
+        "lists an entry more than once: [{'a': 1}].",
+    ),
+    "unique, not a list": ({"name": "x_sites", "unique": True}, [], "a,a", "x_sites must be a list (got 'a,a')."),
+    "starts with": (
+        {"name": "x_key", "starts_with": "sk-"},
+        "sk-123",
+        "pk-123",
+        "x_key must start with sk- (it does not).",
+    ),
+    "starts with, not a text": (
+        {"name": "x_key", "starts_with": "sk-"},
+        "sk-",
+        None,
+        "x_key must start with sk- (it does not).",
+    ),
 }
 
 
@@ -72,7 +165,19 @@ def test_every_broken_rule_is_reported_in_order_and_skipped_ones_are_not():
     ("rules", "values", "message"),
     [
         ([{"name": "a", "is": "colour"}], ["red"], "unknown kind 'colour'"),
-        ([{"name": "a"}], [1], "needs one of between, at_least, min_length or is"),
+        (
+            [{"name": "a"}],
+            [1],
+            "needs one of is, between, at_least, min_length, starts_with, one_of, matches or unique",
+        ),
+        ([{"name": "a", "unique": False}], [[1]], "needs one of"),
+        ([{"name": "a", "matches": "^a$"}], ["a"], "needs expect with matches"),
+        (
+            [{"name": "a", "matches": "^(a$", "expect": "a"}],
+            ["a"],
+            "matches of the rule for a is not a regular expression",
+        ),
+        ([{"name": "a", "one_of": "ab"}], ["a"], "one_of of the rule for a must be a list"),
         ([{"name": "a", "at_least": 1}], [], r"expected one value per rule \(1\), got 0"),
         (["a"], ["x"], "each a dictionary with a name"),
     ],
@@ -92,3 +197,36 @@ def test_a_hint_follows_the_message():
         "x_key must have at least 8 characters without spaces (it has 5). Leave it unset to use the generated one."
     ]
     assert setting_problems(rules, ["long-enough"]) == []
+
+
+def test_a_rule_reports_its_first_broken_check_only():
+    rule = {"name": "x_uris", "is": "not_empty", "each": True, "matches": "^https://", "expect": "https:// URLs"}
+    assert setting_problems([rule], [[]]) == ["x_uris must be https:// URLs (got [])."]
+    assert setting_problems([rule], [["http://a"]]) == [
+        "x_uris must be https:// URLs (got ['http://a']; wrong: ['http://a'])."
+    ]
+    assert setting_problems([rule], [["https://a"]]) == []
+
+
+def test_secrets_in_rules_with_expect_are_never_shown():
+    rules = [
+        {"name": "x_pw", "min_length": 16, "expect": "a long password"},
+        {"name": "x_key", "starts_with": "sk-", "expect": "an sk- key"},
+        {"name": "x_iv", "matches": "^[0-9a-f]{32}$", "expect": "32 hexadecimal digits", "secret": "true"},
+    ]
+    problems = setting_problems(rules, ["short secret", "pk-secret", "iv-secret"])
+    assert problems == [
+        "x_pw must be a long password; it has 12 characters.",
+        "x_key must be an sk- key; it has 9 characters.",
+        "x_iv must be 32 hexadecimal digits; it has 9 characters.",
+    ]
+    assert not any("secret" in problem for problem in problems)
+
+
+def test_the_same_variable_may_have_several_rules():
+    rules = [
+        {"name": "x_uri", "matches": "^$|^mongodb://", "expect": "empty or a mongodb:// URI"},
+        {"name": "x_uri", "is": "not_empty", "expect": "empty or a mongodb:// URI", "skip": False},
+    ]
+    assert setting_problems(rules, ["mongodb://db", "mongodb://db"]) == []
+    assert setting_problems(rules, ["", ""]) == ["x_uri must be empty or a mongodb:// URI (got '')."]
