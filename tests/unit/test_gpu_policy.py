@@ -7,6 +7,7 @@ actions and the state: one test per rule of the policy.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -553,3 +554,124 @@ def test_step_leaves_its_input_alone():
     before = gp.State()
     stepped = gp.step(config(), before, gp.Request(at(0, "09:00")))
     assert before == gp.State() and stepped.state.phase == "starting"
+
+
+# --------------------------------------------------------------------------
+# The state as JSON
+# --------------------------------------------------------------------------
+
+
+def test_state_round_trips_through_json():
+    run = Run(config(hourly_price_eur=0.9))
+    run.up(at(0, "09:00"))  # wakes at 09:00, healthy 09:08
+    run.served(at(0, "09:20"))
+    assert run.request(at(0, "09:21")).kind == "pass"  # one in flight
+    run(gp.StreamOpened(at(0, "09:22")))
+    state = run.state
+    text = json.dumps(gp.state_to_dict(state))
+    data = json.loads(text)
+    assert data["session_start"] == "2025-03-17T08:00:00+00:00"  # ISO 8601 with the offset (UTC)
+    assert data["day"] == "2025-03-17" and data["month"] == "2025-03"
+    back = gp.state_from_dict(data)
+    assert back == state
+    # The restored state goes on exactly as the original would.
+    later = at(0, "10:00")
+    assert gp.step(run.config, back, gp.Tick(later)) == gp.step(run.config, state, gp.Tick(later))
+
+
+def test_state_from_dict_ignores_unknown_keys_and_fills_missing_ones():
+    data = gp.state_to_dict(gp.State(phase="blocked", why="cap_hours", wakes_today=3))
+    data["a_newer_field"] = {"x": 1}
+    del data["eur_month"]
+    state = gp.state_from_dict(data)
+    assert (state.phase, state.why, state.wakes_today, state.eur_month) == ("blocked", "cap_hours", 3, 0.0)
+    assert gp.state_from_dict({}) == gp.State()
+
+
+def test_state_times_in_another_offset_are_read_as_the_same_moment():
+    state = gp.state_from_dict({"phase": "starting", "trigger": "wake", "session_start": "2025-03-17T09:00:00+01:00"})
+    assert state.session_start == datetime(2025, 3, 17, 8, 0, tzinfo=gp.UTC)
+    assert gp.state_from_dict({"last_stop": "2025-03-17T08:00:00Z"}).last_stop == state.session_start
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"phase": "sleeping"}, r"state phase must be one of off, starting, ready, stopping, blocked, got 'sleeping'"),
+        ({"phase": None}, r"state phase must be one of"),
+        ({"why": "tired"}, r"state why must be one of .* or null, got 'tired'"),
+        ({"session_start": "2025-03-17T09:00:00"}, r"state session_start must be an ISO 8601 .* with an offset"),
+        ({"last_stop": "yesterday"}, r"state last_stop must be an ISO 8601"),
+        ({"healthy_at": 1742198400}, r"state healthy_at must be an ISO 8601"),
+        ({"in_flight": -1}, r"state in_flight must be an integer at least 0, got -1"),
+        ({"wakes_today": "2"}, r"state wakes_today must be an integer"),
+        ({"eur_month": "lots"}, r"state eur_month must be a number at least 0"),
+        ({"destroy_sent": "yes"}, r"state destroy_sent must be true or false"),
+        ({"day": "17/03/2025"}, r"state day must be a date YYYY-MM-DD"),
+        ({"month": "2025-13"}, r"state month must be YYYY-MM"),
+        ([], r"the state must be a mapping, got list"),
+    ],
+)
+def test_bad_state_names_the_key(data, message):
+    with pytest.raises(gp.PolicyError, match=message):
+        gp.state_from_dict(data)
+
+
+# --------------------------------------------------------------------------
+# Observed: the GPU's own counters
+# --------------------------------------------------------------------------
+
+
+def test_observed_sets_in_flight_and_counts_as_activity():
+    run = Run(config(idle_minutes=10))
+    run.up(at(0, "09:00"))  # ready 09:08
+    run(gp.StreamOpened(at(0, "09:09")))
+    run(gp.Observed(at(0, "09:10"), 2, 0))
+    assert (run.state.in_flight, run.state.open_streams) == (2, 0)  # the streams are in vLLM's number
+    assert run.state.last_request == run.state.last_activity == at(0, "09:10").astimezone(gp.UTC)
+    run(gp.Observed(at(0, "09:12"), 0, 3))  # finished since: activity too
+    assert run.state.in_flight == 0
+    assert run.state.last_activity == at(0, "09:12").astimezone(gp.UTC)
+    run(gp.Observed(at(0, "09:15"), 0, 0))  # nothing: not activity
+    assert run.state.last_activity == at(0, "09:12").astimezone(gp.UTC)
+    assert run.tick(at(0, "09:21", 59)) == ()
+    assert run.tick(at(0, "09:22")) == (gp.Destroy("idle"),)  # 10 min after the last observed activity
+
+
+def test_observed_requests_in_flight_keep_the_server_up_then_idle_stops_it():
+    run = Run(config(idle_minutes=10, drain_seconds=3600))
+    run.up(at(0, "09:00"))
+    for minute in range(10, 40):  # a long stream seen by vLLM only (the gateway was bypassed)
+        run(gp.Observed(at(0, f"09:{minute:02d}"), 1, 0))
+        assert run.tick(at(0, f"09:{minute:02d}", 30)) == ()
+    run(gp.Observed(at(0, "09:40"), 0, 1))  # it finished
+    assert run.tick(at(0, "09:49", 59)) == ()
+    assert run.tick(at(0, "09:50")) == (gp.Destroy("idle"),)
+
+
+def test_observed_ends_a_drain():
+    run = Run(config(max_gpu_hours_per_day=2, drain_seconds=300))
+    run.up(at(0, "09:00"))
+    run(gp.Observed(at(0, "10:50"), 1, 0))
+    assert run.tick(at(0, "10:55")) == ()  # 5 min before the 2 h: the stop begins, draining the request
+    assert (run.state.phase, run.state.why) == ("stopping", "cap_hours")
+    assert run(gp.Observed(at(0, "10:56"), 0, 1)) == (gp.Destroy("cap_hours"),)
+
+
+@pytest.mark.parametrize("phase", ["off", "starting"])
+def test_observed_is_ignored_without_a_server_to_observe(phase):
+    run = Run(config())
+    if phase == "starting":
+        run.request(at(0, "09:00"))
+    before = run.state
+    run(gp.Observed(at(0, "09:01"), 3, 2))
+    assert run.state.in_flight == before.in_flight and run.state.last_request == before.last_request
+    assert run.wakes() == ([gp.Wake("wake")] if phase == "starting" else [])
+
+
+@pytest.mark.parametrize(("in_flight", "finished"), [(-1, 0), (0, -2), (1.5, 0), (True, 0)])
+def test_observed_counts_must_be_whole_numbers(in_flight, finished):
+    run = Run(config())
+    run.up(at(0, "09:00"))
+    with pytest.raises(gp.PolicyError, match=r"Observed\.(in_flight|finished) must be an integer at least 0"):
+        run(gp.Observed(at(0, "09:10"), in_flight, finished))

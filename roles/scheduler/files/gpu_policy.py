@@ -3,7 +3,8 @@
 The decision logic of the on-demand GPU, as plain data and pure functions:
 ``step(config, state, event)`` returns the new state and the actions to
 take; ``next_wakeup`` says when a ``Tick`` can next change anything;
-``status`` summarises the state for ``parrotpark-gpu status``. Nothing here
+``status`` summarises the state for ``parrotpark-gpu status``;
+``state_to_dict`` and ``state_from_dict`` keep the state as JSON. Nothing here
 reads the clock, a file or the network: the caller passes the time in every
 event (an aware datetime), performs the actions (create or destroy the
 server, answer the request) and reports what happened as further events.
@@ -64,7 +65,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Union
 
@@ -390,6 +391,20 @@ class UnknownServer:
     server: str
 
 
+@dataclass(frozen=True)
+class Observed:
+    """What the GPU's own counters say (vLLM's /metrics), polled while the server is ready or stopping.
+
+    ``in_flight``: requests running or waiting now, streams included (it replaces the counted ``in_flight``, and
+    ``open_streams`` becomes 0: they are in it); ``finished``: requests completed since the previous observation.
+    Either above 0 is user activity, as a request is. Ignored while off, blocked or starting: there is no server
+    to observe, and the requests held during the boot are counted by the gateway."""
+
+    at: datetime
+    in_flight: int
+    finished: int
+
+
 Event = Union[  # noqa: UP007 - X | Y on classes needs Python 3.10, this file runs on 3.9
     Request,
     StreamOpened,
@@ -401,6 +416,7 @@ Event = Union[  # noqa: UP007 - X | Y on classes needs Python 3.10, this file ru
     Tick,
     ManualWake,
     UnknownServer,
+    Observed,
 ]
 
 
@@ -918,6 +934,19 @@ def _on_destroyed(config: Config, state: State, now: datetime) -> State:
     )
 
 
+def _on_observed(state: State, event: Observed, now: datetime) -> State:
+    for key in ("in_flight", "finished"):
+        value = getattr(event, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise PolicyError(f"Observed.{key} must be an integer at least 0, got {value!r}")
+    if state.phase not in ("ready", "stopping"):
+        return state
+    state = replace(state, in_flight=event.in_flight, open_streams=0)
+    if event.in_flight > 0 or event.finished > 0:
+        state = replace(state, last_request=now, last_activity=now)
+    return state
+
+
 def step(config: Config, state: State, event: Event) -> Step:
     """Apply ``event`` (at ``event.at``) to ``state``: the new state and the actions, in order."""
     now = _aware(event.at)
@@ -948,6 +977,8 @@ def step(config: Config, state: State, event: Event) -> Step:
                 out.append(Refused(refusal.reason, refusal.message))
     elif isinstance(event, UnknownServer):
         out.append(Destroy("reaper", event.server))
+    elif isinstance(event, Observed):
+        state = _on_observed(state, event, now)
     elif not isinstance(event, Tick):
         raise PolicyError(f"unknown event {event!r}")
     state = _evaluate(config, state, now, out)
@@ -1022,6 +1053,88 @@ def status(config: Config, state: State, now: datetime) -> dict[str, Any]:
         "gpu_hours_month": round(gpu_hours_month(config, state, now), 4),
         "eur_month": round(eur_month(config, state, now), 4),
     }
+
+
+# --------------------------------------------------------------------------
+# The state as JSON (the entrance's waker keeps it in a file across restarts)
+# --------------------------------------------------------------------------
+
+_DATETIME_FIELDS = (
+    "session_start",
+    "healthy_at",
+    "last_request",
+    "last_activity",
+    "drain_deadline",
+    "pending_wake_at",
+    "last_stop",
+)
+_TEXT_FIELDS = {"phase": PHASES, "why": REASONS + CAPS, "trigger": TRIGGERS}
+_COUNT_FIELDS = ("in_flight", "open_streams", "wakes_today")
+_AMOUNT_FIELDS = ("price", "gpu_seconds_today", "eur_today", "gpu_seconds_month", "eur_month")
+
+
+def state_to_dict(state: State) -> dict[str, Any]:
+    """The state as JSON-ready data: times ISO 8601 with their offset (UTC), the day YYYY-MM-DD."""
+    data: dict[str, Any] = {}
+    for item in fields(State):
+        value = getattr(state, item.name)
+        if isinstance(value, (datetime, date)):
+            value = value.isoformat()
+        data[item.name] = value
+    return data
+
+
+def _state_datetime(value: Any, key: str) -> datetime | None:
+    if value is None:
+        return None
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if not isinstance(value, str) or parsed is None or parsed.utcoffset() is None:
+        raise PolicyError(f"state {key} must be an ISO 8601 date and time with an offset, or null, got {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def state_from_dict(data: dict[str, Any]) -> State:
+    """The state written by ``state_to_dict``. Missing keys take their defaults; unknown keys (a newer version's)
+    are ignored; a wrong value is refused naming the key."""
+    if not isinstance(data, dict):
+        raise PolicyError(f"the state must be a mapping, got {type(data).__name__}")
+    values: dict[str, Any] = {}
+    for key in _DATETIME_FIELDS:
+        if key in data:
+            values[key] = _state_datetime(data[key], key)
+    for key, allowed in _TEXT_FIELDS.items():
+        if key in data:
+            value = data[key]
+            if not (value in allowed or (value is None and key != "phase")):
+                expected = ", ".join(allowed) + ("" if key == "phase" else " or null")
+                raise PolicyError(f"state {key} must be one of {expected}, got {value!r}")
+            values[key] = value
+    for key in _COUNT_FIELDS:
+        if key in data:
+            values[key] = int(_number(data[key], f"state {key}", 0, integer=True))
+    for key in _AMOUNT_FIELDS:
+        if key in data:
+            values[key] = float(_number(data[key], f"state {key}", 0))
+    if "destroy_sent" in data:
+        if not isinstance(data["destroy_sent"], bool):
+            raise PolicyError(f"state destroy_sent must be true or false, got {data['destroy_sent']!r}")
+        values["destroy_sent"] = data["destroy_sent"]
+    if data.get("day") is not None:
+        try:
+            values["day"] = date.fromisoformat(str(data["day"]))
+        except ValueError as exc:
+            raise PolicyError(f"state day must be a date YYYY-MM-DD or null, got {data['day']!r}") from exc
+    if data.get("month") is not None:
+        if not re.match(r"^[0-9]{4}-(0[1-9]|1[0-2])$", str(data["month"])):
+            raise PolicyError(f"state month must be YYYY-MM or null, got {data['month']!r}")
+        values["month"] = str(data["month"])
+    return State(**values)
 
 
 def from_scheduler_vars(variables: dict[str, Any]) -> dict[str, Any]:
