@@ -24,7 +24,7 @@ description:
   - A rule with several checks makes them in the order C(is), C(between), C(at_least), C(min_length),
     C(starts_with), C(one_of), C(matches), C(unique) and reports the first that breaks.
   - C(expect) says in words what the rule wants, a noun phrase such as V(a DNS name such as example.com); the message
-    is then "<name> must be <expect> (got <value>)." C(matches) needs it; with other checks it replaces their own
+    is then "<name> must be <expect>; got <value>." C(matches) needs it; with other checks it replaces their own
     words.
   - "C(each) true applies C(one_of) and C(matches) to every item of a list (the value must be a list); the message
     adds the items that are wrong (C(wrong: [...])). Numbers are matched as their text, as the C(string) filter would."
@@ -154,7 +154,7 @@ def _broken(rule: Mapping[str, Any], value: Any, own_words: str, detail: str = "
     name, expect = rule["name"], rule["expect"]
     if _hides_value(rule):
         return f"{name} must be {expect}; it has {len(value) if isinstance(value, str) else 0} characters."
-    return f"{name} must be {expect} (got {_shown(value)}{'; ' + detail if detail else ''})."
+    return f"{name} must be {expect}; got {_shown(value)}{f' ({detail})' if detail else ''}."
 
 
 def _env_names_problem(name: str, value: Any) -> str | None:

@@ -50,18 +50,18 @@ CASES = {
         {"name": "x_db", "is": "host", "expect": "the database server", "hint": "It defaults to x_entrance."},
         "10.0.0.2",
         "",
-        "x_db must be the database server (got ''). It defaults to x_entrance.",
+        "x_db must be the database server; got ''. It defaults to x_entrance.",
     ),
     "matches": (
         DOMAIN,
         "example.com",
         "https://example.com",
-        "x_domain must be a DNS name (got 'https://example.com').",
+        "x_domain must be a DNS name; got 'https://example.com'.",
     ),
-    "matches from the start, like Ansible's match test": (DOMAIN, "a.example", "-a.example", "(got '-a.example')"),
-    "matches, a number as its text": (HOUR, 7, 24, "x_hour must be an hour 0 to 23 (got 24)."),
-    "matches, not a text": (DOMAIN, "a.example", ["a.example"], "x_domain must be a DNS name (got ['a.example'])."),
-    "matches, a boolean is no text": (HOUR, "23", True, "x_hour must be an hour 0 to 23 (got True)."),
+    "matches from the start, like Ansible's match test": (DOMAIN, "a.example", "-a.example", "; got '-a.example'."),
+    "matches, a number as its text": (HOUR, 7, 24, "x_hour must be an hour 0 to 23; got 24."),
+    "matches, not a text": (DOMAIN, "a.example", ["a.example"], "x_domain must be a DNS name; got ['a.example']."),
+    "matches, a boolean is no text": (HOUR, "23", True, "x_hour must be an hour 0 to 23; got True."),
     "matches, a secret": (
         {"name": "x_key", "matches": "^[0-9a-f]{8}$", "expect": "8 hexadecimal digits", "secret": True},
         "0123abcd",
@@ -72,9 +72,9 @@ CASES = {
         ZONES,
         ["fr-par-1", "nl-ams-2"],
         ["fr-par", "nl-ams-2", 3],
-        "(got ['fr-par', 'nl-ams-2', 3]; wrong: ['fr-par', 3])",
+        "; got ['fr-par', 'nl-ams-2', 3] (wrong: ['fr-par', 3]).",
     ),
-    "each matches, not a list": (ZONES, [], "fr-par-1", "x_zones must be Scaleway zones (got 'fr-par-1')."),
+    "each matches, not a list": (ZONES, [], "fr-par-1", "x_zones must be Scaleway zones; got 'fr-par-1'."),
     "each matches, numbers as text": (
         {"name": "x_ports", "each": True, "matches": "^[0-9]+$", "expect": "ports"},
         [80, "443"],
@@ -93,7 +93,7 @@ CASES = {
         DAYS,
         ["Mon", "Tue"],
         ["Mon", "Monday"],
-        "x_days must be distinct days, Mon or Tue (got ['Mon', 'Monday']; wrong: ['Monday']).",
+        "x_days must be distinct days, Mon or Tue; got ['Mon', 'Monday'] (wrong: ['Monday']).",
     ),
     "each one of, own words": (
         {"name": "x_days", "each": True, "one_of": ["Mon", "Tue"]},
@@ -105,7 +105,7 @@ CASES = {
         DAYS,
         ["Tue", "Mon"],
         ["Mon", "Tue", "Mon", "Mon"],
-        "(got ['Mon', 'Tue', 'Mon', 'Mon']; more than once: ['Mon']).",
+        "; got ['Mon', 'Tue', 'Mon', 'Mon'] (more than once: ['Mon']).",
     ),
     "unique, an entry named": (
         {"name": "x_sites", "unique": "a site"},
@@ -201,9 +201,9 @@ def test_a_hint_follows_the_message():
 
 def test_a_rule_reports_its_first_broken_check_only():
     rule = {"name": "x_uris", "is": "not_empty", "each": True, "matches": "^https://", "expect": "https:// URLs"}
-    assert setting_problems([rule], [[]]) == ["x_uris must be https:// URLs (got [])."]
+    assert setting_problems([rule], [[]]) == ["x_uris must be https:// URLs; got []."]
     assert setting_problems([rule], [["http://a"]]) == [
-        "x_uris must be https:// URLs (got ['http://a']; wrong: ['http://a'])."
+        "x_uris must be https:// URLs; got ['http://a'] (wrong: ['http://a'])."
     ]
     assert setting_problems([rule], [["https://a"]]) == []
 
@@ -229,4 +229,4 @@ def test_the_same_variable_may_have_several_rules():
         {"name": "x_uri", "is": "not_empty", "expect": "empty or a mongodb:// URI", "skip": False},
     ]
     assert setting_problems(rules, ["mongodb://db", "mongodb://db"]) == []
-    assert setting_problems(rules, ["", ""]) == ["x_uri must be empty or a mongodb:// URI (got '')."]
+    assert setting_problems(rules, ["", ""]) == ["x_uri must be empty or a mongodb:// URI; got ''."]
