@@ -37,11 +37,11 @@ CASES = {
     "no log file": ({"docker_daemon_log_max_file": 0}, [r"docker_daemon_log_max_file must be at least 1 \(got 0\)"]),
     "registry with scheme": (
         {"docker_daemon_insecure_registries": ["http://registry:5000"]},
-        [r"docker_daemon_insecure_registries: 'http://registry:5000' is not host, host:port or a CIDR"],
+        [r"docker_daemon_insecure_registries must be host, host:port or CIDR entries .*'http://registry:5000'"],
     ),
     "mirror not a URL": (
         {"docker_daemon_registry_mirrors": ["mirror.local"]},
-        [r"docker_daemon_registry_mirrors: 'mirror.local'"],
+        [r"docker_daemon_registry_mirrors must be http\(s\)://host\[:port\] URLs; got \['mirror.local'\]"],
     ),
     "relative data root": (
         {"docker_daemon_data_root": "srv/docker"},
