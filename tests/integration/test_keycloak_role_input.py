@@ -49,7 +49,7 @@ CASES = {
     "master realm": ({"keycloak_realm": "master"}, [r"keycloak_realm must be a realm name other than master"]),
     "client id with a space": (
         {"keycloak_librechat_client_id": "libre chat"},
-        [r"keycloak_librechat_client_id a client id"],
+        [r"keycloak_librechat_client_id must be a client id"],
     ),
     "required role with a space": (
         {"keycloak_librechat_required_role": "chat user"},
