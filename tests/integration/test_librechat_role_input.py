@@ -47,11 +47,11 @@ CASES = {
     ),
     "scope without openid": (
         {"librechat_openid_scope": "profile email"},
-        [r"librechat_openid_scope must include openid"],
+        [r"librechat_openid_scope must be scopes that include openid"],
     ),
     "callback not a path": (
         {"librechat_openid_callback_path": "oauth/openid/callback"},
-        [r"librechat_openid_callback_path a path starting with /"],
+        [r"librechat_openid_callback_path must be a path starting with /"],
     ),
     "nobody can log in": (
         {"librechat_openid_enabled": False},
@@ -95,7 +95,7 @@ CASES = {
     ),
     "header name with a space": (
         {"librechat_litellm_user_header": "x end user"},
-        [r"librechat_litellm_user_header empty or an HTTP header name", r"'x end user'"],
+        [r"librechat_litellm_user_header must be empty or an HTTP header name", r"'x end user'"],
     ),
     "unknown user field": (
         {"librechat_litellm_user_field": "phone"},
@@ -107,11 +107,11 @@ CASES = {
     ),
     "s3 without a bucket": (
         {**S3, "librechat_s3_bucket": ""},
-        [r"With librechat_file_strategy s3, librechat_s3_bucket must be a bucket name \(got ''\)"],
+        [r"librechat_s3_bucket must be a bucket name; got ''"],
     ),
     "s3 endpoint without scheme": (
         {**S3, "librechat_s3_endpoint": "s3.fr-par.scw.cloud"},
-        [r"librechat_s3_endpoint empty\s+\(AWS\) or the URL of the S3 API"],
+        [r"librechat_s3_endpoint must be empty\s+\(AWS\) or the URL of the S3 API"],
     ),
     "no MongoDB at all": (
         {"librechat_mongodb_enabled": False},
@@ -171,7 +171,7 @@ CASES = {
     ),
     "RAG embeddings model with a space": (
         {"librechat_rag_embeddings_model": "text embed"},
-        [r"librechat_rag_embeddings_model must be a model name \(got 'text embed'\)"],
+        [r"librechat_rag_embeddings_model must be a model name; got 'text embed'"],
     ),
     "listen address not an IP": (
         {"librechat_listen_addresses": ["localhost"]},
