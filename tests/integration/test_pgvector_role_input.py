@@ -67,7 +67,7 @@ CASES = {
             "pgvector_backup_s3_access_key": "SCWACCESS",
             "pgvector_backup_s3_secret_key": STRONG,
         },
-        [r"pgvector_backup_s3_bucket must be empty or an S3 bucket name \(got 'My_Bucket'\)"],
+        [r"pgvector_backup_s3_bucket must be empty or an S3 bucket name; got 'My_Bucket'"],
     ),
     "relative backup dir": (
         {"pgvector_backup_dir": "backups"},
