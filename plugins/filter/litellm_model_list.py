@@ -44,6 +44,15 @@ options:
         (required) and C(name) (optional); C(api_key) is not used here. Empty for no fallback.
     type: dict
     default: {}
+  health_checks:
+    description:
+      - V(false) - LiteLLM's health checks leave the GPU's models alone. Their C(model_info) gets
+        C(disable_background_health_check) V(true) (the model's own C(model_info) still wins), which keeps them
+        out of background checks and, with C(general_settings.health_check_skip_disabled_background_models),
+        out of C(GET /health). A health check is a real completion, and on demand it would wake the GPU server.
+        The fallback is checked either way.
+    type: bool
+    default: true
 seealso:
   - name: LiteLLM proxy configuration
     description: The model_list of LiteLLM's config.yaml.
@@ -119,7 +128,7 @@ def _combine(base: dict[str, Any], extra: Any, where: str) -> dict[str, Any]:
     return merge_hash(base, extra, recursive=True, list_merge="replace")
 
 
-def _entry(index: int, model: Any, upstream_host: str) -> dict[str, Any]:
+def _entry(index: int, model: Any, upstream_host: str, health_checks: bool = True) -> dict[str, Any]:
     if not isinstance(model, Mapping):
         raise fail(FILTER, f"model {index} of the input", "a dictionary with name, served_name, port, ...", model)
     for key in ("name", "served_name"):
@@ -133,7 +142,9 @@ def _entry(index: int, model: Any, upstream_host: str) -> dict[str, Any]:
     else:
         api_base = f"http://{ipwrap(upstream_host)}:{model['port']}/v1"
     params = {"model": f"hosted_vllm/{model['served_name']}", "api_base": api_base, "api_key": UPSTREAM_KEY}
-    info = {"mode": model["mode"] if "mode" in model else "chat"}
+    info: dict[str, Any] = {"mode": model["mode"] if "mode" in model else "chat"}
+    if not health_checks:
+        info["disable_background_health_check"] = True
     return {
         "model_name": model["name"],
         "litellm_params": _combine(params, model.get("litellm_params", {}), f"{where}: litellm_params"),
@@ -153,7 +164,10 @@ def _fallback_entry(fallback: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def litellm_model_list(
-    models: list[dict[str, Any]], upstream_host: str = "", fallback: dict[str, Any] | None = None
+    models: list[dict[str, Any]],
+    upstream_host: str = "",
+    fallback: dict[str, Any] | None = None,
+    health_checks: bool = True,
 ) -> list[dict[str, Any]]:
     """LiteLLM's model_list; see DOCUMENTATION."""
     check_models(FILTER, models)
@@ -163,7 +177,9 @@ def litellm_model_list(
     fallback = {} if fallback is None else fallback
     if not isinstance(fallback, Mapping):
         raise fail(FILTER, "fallback", "a dictionary with model and api_base, or empty", fallback)
-    entries = [_entry(index, model, upstream_host) for index, model in enumerate(models)]
+    if not isinstance(health_checks, bool):
+        raise fail(FILTER, "health_checks", "true or false", health_checks)
+    entries = [_entry(index, model, upstream_host, health_checks) for index, model in enumerate(models)]
     if fallback:
         entries.append(_fallback_entry(fallback))
     return entries

@@ -252,5 +252,23 @@ def test_through_ansible():
     assert answer[:2] == upstream_entries("[fd00::5]")
     assert answer[2]["model_name"] == "parrotpark-fallback"
     documented = filter_doc("litellm_model_list")
-    assert set(documented["doc"]["options"]) == {"_input", "upstream_host", "fallback"}
+    assert set(documented["doc"]["options"]) == {"_input", "upstream_host", "fallback", "health_checks"}
     assert set(documented["return"]["_value"]["contains"]) == {"model_name", "litellm_params", "model_info"}
+
+
+def test_without_health_checks_the_gpu_models_are_left_alone_and_the_fallback_is_not():
+    fallback = {"model": "openai/mistral-small", "api_base": "https://api.example.eu/v1"}
+    models = [
+        {"name": "chat", "served_name": "chat", "port": 8000},
+        {"name": "own", "served_name": "own", "port": 8001, "model_info": {"disable_background_health_check": False}},
+    ]
+    entries = litellm_model_list(models, "10.0.0.5", fallback, health_checks=False)
+    assert entries[0]["model_info"] == {"mode": "chat", "disable_background_health_check": True}
+    assert entries[1]["model_info"] == {"mode": "chat", "disable_background_health_check": False}, "the model's own wins"
+    assert entries[2]["model_info"] == {"mode": "chat"}
+    assert "disable_background_health_check" not in litellm_model_list(models[:1], "h")[0]["model_info"]
+
+
+def test_health_checks_must_be_a_boolean():
+    with pytest.raises(AnsibleFilterError, match=r"health_checks"):
+        litellm_model_list([{"name": "a", "served_name": "a", "port": 1}], "h", None, health_checks="no")
