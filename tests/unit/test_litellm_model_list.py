@@ -264,7 +264,8 @@ def test_without_health_checks_the_gpu_models_are_left_alone_and_the_fallback_is
     ]
     entries = litellm_model_list(models, "10.0.0.5", fallback, health_checks=False)
     assert entries[0]["model_info"] == {"mode": "chat", "disable_background_health_check": True}
-    assert entries[1]["model_info"] == {"mode": "chat", "disable_background_health_check": False}, "the model's own wins"
+    # the model's own model_info wins
+    assert entries[1]["model_info"] == {"mode": "chat", "disable_background_health_check": False}
     assert entries[2]["model_info"] == {"mode": "chat"}
     assert "disable_background_health_check" not in litellm_model_list(models[:1], "h")[0]["model_info"]
 
