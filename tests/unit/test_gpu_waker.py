@@ -331,7 +331,7 @@ def test_a_cold_chat_request_gets_a_503_with_the_eta_at_once_and_wakes_once(harn
     assert headers["Cache-Control"] == "no-store"
     assert h.ran() == ["up"]
     h.clock.advance(minutes=3)
-    status, headers, body, _ = h.chat()
+    status, headers, body, _elapsed = h.chat()
     assert (status, headers["Retry-After"]) == (503, "300")
     assert body["error"]["message"] == "The model is starting, ready in about 5 minutes."
     assert h.ran() == ["up"]  # single flight
@@ -351,14 +351,14 @@ def test_twenty_concurrent_cold_requests_run_the_up_command_once(harness):
         status, _headers, _body, seconds = h.chat()
         results.append((status, seconds))
 
-    threads = [threading.Thread(target=one) for _ in range(20)]
+    threads = [threading.Thread(target=one) for _attempt in range(20)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
     assert len(results) == 20
-    assert {status for status, _ in results} == {503}
-    assert max(seconds for _, seconds in results) < 2
+    assert {status for status, _seconds in results} == {503}
+    assert max(seconds for _status, seconds in results) < 2
     assert h.ran() == ["up"]
     assert h.waker.state.wakes_today == 1
     assert [record["event"] for record in h.ledger()] == ["created"]
@@ -366,14 +366,14 @@ def test_twenty_concurrent_cold_requests_run_the_up_command_once(harness):
 
 def test_embeddings_wake_too(harness):
     h = harness()
-    status, _headers, body, _ = h.call("POST", "/v1/embeddings", {"model": "e5", "input": "x"})
+    status, _headers, body, _elapsed = h.call("POST", "/v1/embeddings", {"model": "e5", "input": "x"})
     assert (status, body["error"]["code"]) == (503, "starting")
     assert h.ran() == ["up"]
 
 
 def test_the_model_list_and_probes_never_wake(harness):
     h = harness()
-    status, _headers, body, _ = h.call("GET", "/v1/models")
+    status, _headers, body, _elapsed = h.call("GET", "/v1/models")
     assert status == 200
     assert body == {
         "object": "list",
@@ -392,7 +392,7 @@ def test_the_model_list_and_probes_never_wake(harness):
         ("GET", CHAT, {}),
     ]:
         body = {"model": "m", "messages": []} if method == "POST" else None
-        status, answer_headers, answer, _ = h.call(method, path, body, headers)
+        status, answer_headers, answer, _elapsed = h.call(method, path, body, headers)
         assert status == 503, (method, path)
         assert answer["error"]["message"] == "The model is not running (a probe never starts it)."
         assert answer_headers["Content-Type"] == "application/json"
@@ -490,7 +490,7 @@ def test_a_held_request_is_forwarded_and_streamed_when_the_gpu_becomes_ready(har
     assert h.waker.state.phase == "ready"
     # A request that still reaches the waker while ready (a race with the route switch) passes; no route header:
     # the first upstream.
-    status, _headers, body, _ = h.chat()
+    status, _headers, body, _elapsed = h.chat()
     assert (status, body["served_by"]) == (200, "gpu-8000")
     h.wait_for(lambda: h.waker.state.in_flight == 0)
     assert h.ran() == ["up"]
@@ -552,7 +552,7 @@ def test_metrics_keep_the_gpu_up_while_in_flight_then_idle_destroys_it_once(harn
     h.waker.poll_metrics()
     assert h.waker.state.in_flight == 2
     assert any("does not answer" in line and dead in line for line in h.logs)
-    for _ in range(6):  # 09:15 ... 09:25: a long generation, seen by vLLM only
+    for _attempt in range(6):  # 09:15 ... 09:25: a long generation, seen by vLLM only
         h.clock.advance(minutes=2)
         h.waker.poll_metrics()
         h.waker.tick()
@@ -693,7 +693,7 @@ def test_control_events_are_checked_and_answered(harness):
     assert status == 409 and answer["ok"] is False
     assert answer["error"].startswith("The GPU has run its 1 hours for today (the daily limit)")
     assert h.ran() == []
-    status, _headers, body, _ = h.call("POST", "/event", None, port=h.control_port)
+    status, _headers, body, _elapsed = h.call("POST", "/event", None, port=h.control_port)
     assert status == 400 and body["error"] == "the body must be a JSON object"
 
 
@@ -759,7 +759,7 @@ def test_a_restart_while_starting_keeps_starting_and_does_not_wake_again(harness
     h2 = harness()  # the same state directory, a new waker and listeners
     assert h2.waker.state.phase == "starting" and h2.waker.state.wakes_today == 1
     h2.clock.advance(minutes=2)
-    status, _headers, body, _ = h2.chat()
+    status, _headers, body, _elapsed = h2.chat()
     assert (status, body["error"]["message"]) == (503, "The model is starting, ready in about 6 minutes.")
     assert h2.ran() == ["up"]
     assert h2.event(event="healthy", upstreams={"gpu-8000": "http://10.0.0.5:8000"})[1]["status"]["phase"] == "ready"
