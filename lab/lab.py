@@ -65,6 +65,8 @@ REGISTRY_VOLUME: str = _REGISTRY["volume"]
 REGISTRY: str = _REGISTRY["container"]
 LAB_LABEL = factory.LABEL  # the lab's containers and network carry LAB_LABEL=true
 LAYOUT_LABEL = LAB_LABEL + ".layout"  # the entrance's layout
+# Molecule's platforms run lab images, whose LAB_LABEL they inherit; they carry this one too and are not the lab's.
+MOLECULE_LABEL = "parrotpark.molecule"
 
 ENTRANCE = "parrotpark-lab-entrance"
 ENTRANCE_VOLUME = ENTRANCE + "-docker"
@@ -412,8 +414,16 @@ def leftovers(except_registry: bool = False) -> list[str]:
     def names(*args: str) -> str:
         return docker(*args).stdout
 
+    labelled = names(
+        "ps",
+        "-a",
+        "--format",
+        f'{{{{.Names}}}} {{{{.Label "{MOLECULE_LABEL}"}}}}',
+        "--filter",
+        f"label={LAB_LABEL}=true",
+    )
     return parse_leftovers(
-        names("ps", "-a", "--format", "{{.Names}}", "--filter", f"label={LAB_LABEL}=true"),
+        "\n".join(line.split()[0] for line in labelled.splitlines() if line.split()[1:] != ["true"]),
         names("ps", "-a", "--format", "{{.Names}}", "--filter", f"label={SERVER_LABEL}"),
         names("volume", "ls", "--format", "{{.Name}}", "--filter", f"name={NETWORK}"),
         names("network", "ls", "--format", "{{.Name}}", "--filter", f"name={NETWORK}"),

@@ -307,7 +307,14 @@ def test_leftovers_command_lists_what_is_left_and_fails(fake_docker, capsys):
     assert lab.main(["leftovers"]) == 1
     assert capsys.readouterr().out == "make lab-down left these behind:\nvolume parrotpark-lab-mongo-data\n"
     assert docker.calls == [
-        ("ps", "-a", "--format", "{{.Names}}", "--filter", "label=parrotpark.lab=true"),
+        (
+            "ps",
+            "-a",
+            "--format",
+            '{{.Names}} {{.Label "parrotpark.molecule"}}',
+            "--filter",
+            "label=parrotpark.lab=true",
+        ),
         ("ps", "-a", "--format", "{{.Names}}", "--filter", "label=parrotpark.fakescw.server"),
         ("volume", "ls", "--format", "{{.Name}}", "--filter", "name=parrotpark-lab"),
         ("network", "ls", "--format", "{{.Name}}", "--filter", "name=parrotpark-lab"),
@@ -356,3 +363,11 @@ def test_down_refuses_images_with_keep_registry(fake_docker, capsys):
     fake_docker({})
     assert lab.main(["down", "--images", "--keep-registry"]) == 1
     assert "--keep-registry" in capsys.readouterr().err
+
+
+def test_leftovers_leave_out_molecule_platforms_that_run_lab_images(fake_docker, capsys):
+    # A molecule platform inherits the lab label from its image; it is not the lab's.
+    listing = "pp-telegraf-default true\nparrotpark-lab-entrance \n"
+    fake_docker({("ps", "-a", "--format", '{{.Names}} {{.Label "parrotpark.molecule"}}'): (listing, 0)})
+    assert lab.main(["leftovers"]) == 1
+    assert capsys.readouterr().out == "make lab-down left these behind:\ncontainer parrotpark-lab-entrance\n"
