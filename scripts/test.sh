@@ -207,12 +207,13 @@ stage_molecule() {
 # nothing else of the lab may be left. The timers stay off so that only the
 # test starts the GPU services. PARROTPARK_LAB_KEEP=1 keeps a failed lab.
 lab_in_layout() {
-  local layout=$1 tests=$2 rc=0
+  local layout=$1 rc=0
+  shift # the test files
   export PARROTPARK_LAB_TIMERS=off PARROTPARK_LAB_LAYOUT=$layout
   scripts/lab.sh up || rc=1
   if [ "$rc" -eq 0 ]; then
     printf -- '-------- end-to-end test (%s layout) --------\n' "$layout"
-    python -m pytest "$tests" -v -x -p no:cacheprovider -o addopts= --durations=0 || rc=1
+    python -m pytest "$@" -v -x -p no:cacheprovider -o addopts= --durations=0 || rc=1
   fi
   if [ "$rc" -ne 0 ] && [ "${PARROTPARK_LAB_KEEP:-0}" = 1 ]; then
     echo "the lab is kept for inspection (make lab-down removes it)"
@@ -224,8 +225,9 @@ lab_in_layout() {
   return $rc
 }
 
-# The default layout (gateway and chat on the entrance), faults included.
-stage_lab() { lab_in_layout default tests/lab/test_e2e.py; }
+# The default layout (gateway and chat on the entrance), faults included;
+# then the same lab on demand.
+stage_lab() { lab_in_layout default tests/lab/test_e2e.py tests/lab/test_e2e_on_demand.py; }
 
 # The gateway on the GPU server: LiteLLM and LibreChat there, the entrance in
 # neither group gateway nor chat.

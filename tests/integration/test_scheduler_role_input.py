@@ -210,6 +210,31 @@ CASES = {
         {},
         [r"scheduler_secret_files: .*/secrets/vllm-api-key", r"not found on the controller", r"litellm, pgvector"],
     ),
+    # On demand: the waker's settings, checked by the rules and by the policy's own code.
+    "unknown mode": (
+        {"scheduler_mode": "always"},
+        [r"scheduler_mode must be one of: scheduled, on_demand, hybrid", r"always"],
+    ),
+    "quiet hours not a time": (
+        {"scheduler_mode": "on_demand", "scheduler_quiet_start": "8pm"},
+        [r"scheduler_quiet_start must be HH:MM", r"8pm"],
+    ),
+    "boot deadline before the boot": (
+        {"scheduler_mode": "hybrid", "scheduler_boot_minutes": 30, "scheduler_boot_deadline_minutes": 20},
+        [r"scheduler_boot_deadline_minutes \(20\) must be above boot_minutes \(30\)"],
+    ),
+    "negative cap": (
+        {"scheduler_mode": "on_demand", "scheduler_hold_seconds": -1},
+        [r"scheduler_hold_seconds must be a number at least 0, got -1"],
+    ),
+    "waker ports the same": (
+        {"scheduler_mode": "on_demand", "scheduler_waker_control_port": 8089},
+        [r"scheduler_waker_port and scheduler_waker_control_port must differ; both are 8089"],
+    ),
+    "on demand with the gateway on the GPU server": (
+        {"scheduler_mode": "on_demand"},
+        [r"scheduler_mode on_demand needs the gateway on the entrance", r"groups gateway and chat"],
+    ),
 }
 
 SECRETS = (SECRET_KEY, BAD_SECRET)
