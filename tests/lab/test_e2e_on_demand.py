@@ -50,6 +50,8 @@ ON_DEMAND = {
     "scheduler_waker_poll_seconds": 5,
 }
 STATE_DIR = "/var/lib/parrotpark/scheduler"
+# When the first cold request was sent (time.monotonic()), for the wake time printed once the model answers.
+WOKEN: dict[str, float] = {}
 
 
 # A GET on the entrance: "STATUS BODY" (the entrance's Python, no other tool needed).
@@ -108,6 +110,7 @@ def test_listing_models_does_not_wake_the_gpu():
 
 def test_twenty_cold_requests_are_answered_at_once_and_create_one_server():
     client = openai_client()  # one client (it writes the lab's CA file), shared by the threads
+    WOKEN["at"] = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(lambda n: cold_chat(f"cold request {n}", client), range(20)))
     slowest = max(seconds for seconds, _error in results)
@@ -140,6 +143,9 @@ def test_the_model_answers_once_the_server_is_up():
         assert time.monotonic() < deadline, f"the GPU never became ready: {error}\n{journal('parrotpark-gpu-up')}"
         time.sleep(5)
     assert_double_echoes(chat(openai_client(), "awake"), "awake")
+    if "at" in WOKEN:
+        print(f"wake: first request to first answer {time.monotonic() - WOKEN['at']:.0f} s (lab boot delay 0)")
+    print("gpu_up phases:", entrance("cat", f"{STATE_DIR}/gpu_up-timings.json").stdout)
     # gpu_up tells the waker once its smoke test has passed, a few seconds after the route is switched.
     deadline = time.monotonic() + 120
     while (state := gpu_status())["phase"] != "ready":
