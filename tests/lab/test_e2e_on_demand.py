@@ -121,8 +121,10 @@ def test_twenty_cold_requests_are_answered_at_once_and_create_one_server():
     sentence = "The model is starting, ready in about"
     assert all(error.body["message"].startswith(sentence) for error in errors), errors[0].body
     assert all(int(error.response.headers["retry-after"]) > 0 for error in errors), errors[0].response.headers
+    # Answered at once, not after the boot (a minute at least here): the time is printed, not asserted (speed is
+    # measured, not tested: 0.6 s on an idle machine, 3 s with the whole test suite running beside it).
     print(f"20 cold requests: the slowest answer took {slowest:.2f} s; {errors[0]}")
-    assert slowest < 2, f"a cold request waited {slowest:.2f} s for its answer"
+    assert slowest < 30, f"a cold request waited {slowest:.2f} s for its answer: it was held, not answered"
     assert gpu_status()["phase"] == "starting"
     # The up service creates one server, however many requests arrived.
     deadline = time.monotonic() + UP_TIMEOUT
