@@ -72,6 +72,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import gpu_policy as gp
+from parrotpark_gpu import write_atomically
 
 UTC = timezone.utc  # noqa: UP017 - datetime.UTC is Python 3.11+, this file runs on 3.9
 
@@ -276,17 +277,6 @@ def fetch_text(url: str, timeout: float = METRICS_TIMEOUT) -> str:
 # --------------------------------------------------------------------------
 
 
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def _escape_tag(value: Any) -> str:
     text = str(value)
     for char in ("\\", ",", "=", " "):
@@ -346,7 +336,7 @@ class Files:
     def save(self, state: gp.State, session: dict[str, Any]) -> None:
         data = gp.state_to_dict(state)
         data["waker"] = session
-        _write_atomically(self.state, json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)
+        write_atomically(self.state, json.dumps(data, indent=2, sort_keys=True) + "\n", 0o600)
 
     def append(self, record: dict[str, Any]) -> None:
         fd = os.open(self.ledger, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -357,7 +347,7 @@ class Files:
         except FileNotFoundError:
             lines = []
         lines.append(influx_line(record))
-        _write_atomically(self.influx, "".join(f"{line}\n" for line in lines[-INFLUX_KEEP:]), 0o644)
+        write_atomically(self.influx, "".join(f"{line}\n" for line in lines[-INFLUX_KEEP:]), 0o644)
 
 
 def _clean_session(data: dict[str, Any]) -> dict[str, Any]:

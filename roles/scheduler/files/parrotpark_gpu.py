@@ -216,12 +216,19 @@ def read_record(state_dir: Path, action: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``text`` in one step (a reader never sees half a file), with ``mode`` from the start.
+
+    The waker (gpu_waker.py) writes its state and ledger with it too."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(0o644)
-    tmp.replace(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def influx_line(record: dict[str, Any]) -> str:
@@ -239,14 +246,14 @@ def influx_line(record: dict[str, Any]) -> str:
 
 def write_records(state_dir: Path, record: dict[str, Any]) -> None:
     """last-<action>.json, then scheduler.influx with one line per action recorded so far."""
-    _write_atomically(state_dir / f"last-{record['action']}.json", json.dumps(record, indent=2) + "\n")
+    write_atomically(state_dir / f"last-{record['action']}.json", json.dumps(record, indent=2) + "\n")
     lines = []
     for action in ACTIONS:
         known = read_record(state_dir, action)
         if known is not None:
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 lines.append(influx_line(known))
-    _write_atomically(state_dir / "scheduler.influx", "".join(f"{line}\n" for line in lines))
+    write_atomically(state_dir / "scheduler.influx", "".join(f"{line}\n" for line in lines))
 
 
 # --------------------------------------------------------------------------
