@@ -17,6 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = ROOT / "roles" / "scheduler" / "files" / "parrotpark_gpu.py"
+# The command calls the waker through gpu_waker.py, installed beside it.
+if str(PROGRAM.parent) not in sys.path:
+    sys.path.insert(0, str(PROGRAM.parent))
 SCHEDULE = {
     "time_zone": "Europe/Paris",
     "days": ["Mon", "Tue", "Wed", "Thu", "Fri"],

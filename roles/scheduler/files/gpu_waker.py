@@ -1147,7 +1147,10 @@ def _control_url(value: str) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _call(control: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def control_call(control: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """One request to the control listener at ``control`` (no proxy): (HTTP status, decoded JSON answer).
+
+    parrotpark_gpu.py (the command parrotpark-gpu) calls the waker through it too."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
         _control_url(control) + path, data=data, method=method, headers={"Content-Type": "application/json"}
@@ -1165,7 +1168,7 @@ def _call(control: str, method: str, path: str, body: dict[str, Any] | None = No
 
 def cmd_status(args: argparse.Namespace) -> int:
     try:
-        status, report = _call(args.control, "GET", "/status")
+        status, report = control_call(args.control, "GET", "/status")
     except (OSError, ValueError) as exc:
         print(f"gpu-waker: the waker does not answer on {args.control}: {exc}", file=sys.stderr)
         return 3
@@ -1233,7 +1236,7 @@ def cmd_event(args: argparse.Namespace) -> int:
         print(f"gpu-waker: {exc}", file=sys.stderr)
         return 2
     try:
-        status, answer = _call(args.control, "POST", "/event", body)
+        status, answer = control_call(args.control, "POST", "/event", body)
     except (OSError, ValueError) as exc:
         print(f"gpu-waker: the waker does not answer on {args.control}: {exc}", file=sys.stderr)
         return 3

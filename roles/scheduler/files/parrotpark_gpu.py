@@ -40,8 +40,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -369,19 +367,12 @@ def waker_call(settings: dict[str, Any], method: str, path: str, body: dict[str,
     control = waker.get("control")
     if not control:
         raise WakerUnreachable("the waker is not configured (scheduler_mode is scheduled)")
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"http://{control}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    # The waker's own client (gpu_waker.py, installed beside this file); imported here: scheduled mode needs none.
+    import gpu_waker
+
     try:
-        with urllib.request.urlopen(request, timeout=WAKER_TIMEOUT) as answer:
-            return answer.status, json.loads(answer.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, None
-    except (OSError, ValueError) as exc:
+        return gpu_waker.control_call(control, method, path, body)
+    except (OSError, ValueError, gpu_waker.WakerError) as exc:
         raise WakerUnreachable(f"the waker does not answer on {control}: {exc}") from exc
 
 
