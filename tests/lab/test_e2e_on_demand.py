@@ -19,9 +19,11 @@ import json
 import time
 
 import openai
+import requests
 from lab_support import (
     CHAT_MODEL,
     DOWN_TIMEOUT,
+    FAKE,
     UP_TIMEOUT,
     assert_double_echoes,
     billable,
@@ -34,6 +36,10 @@ from lab_support import (
     sh,
 )
 from lab_support import ROOT as LAB_ROOT
+from lab_support import lab as lab_settings
+
+SCW_SECRET_KEY = lab_settings.SCW_SECRET_KEY
+SCW_PROJECT_ID = lab_settings.SCW_PROJECT_ID
 
 pytestmark = only_in_layout("default")
 
@@ -198,3 +204,28 @@ def test_after_the_idle_stop_the_routes_go_to_the_waker_again():
     time.sleep(2)
     assert gpu_status()["phase"] == "off"
     assert billable(fake_state())["servers"] == 0
+
+
+def test_the_reaper_destroys_a_stray_tagged_server_and_what_it_owned():
+    """A server with the GPU tags that no session owns (a failed run elsewhere, a copy made by hand) bills until
+    someone notices; the reaper's timer runs in every mode and removes it with its volume."""
+    assert entrance("systemctl", "is-active", "parrotpark-gpu-reap.timer", check=False).stdout.strip() == "active"
+    stray = requests.post(
+        f"{FAKE}/instance/v1/zones/pl-waw-2/servers",
+        headers={"X-Auth-Token": SCW_SECRET_KEY},
+        json={
+            "name": "parrotpark-gpu-forgotten",
+            "commercial_type": "L4-1-24G",
+            "image": "ubuntu_noble_gpu_os_13_nvidia",
+            "project": SCW_PROJECT_ID,
+            "tags": ["parrotpark", "gpu"],
+        },
+        timeout=30,
+    )
+    assert stray.status_code in (200, 201), stray.text
+    assert billable(fake_state())["servers"] == 1 and billable(fake_state())["volumes"] >= 1
+    entrance("systemctl", "start", "parrotpark-gpu-reap.service", timeout=DOWN_TIMEOUT)
+    assert billable(fake_state()) == {"servers": 0, "volumes": 0, "ips": 0}, fake_state()
+    log = journal("parrotpark-gpu-reap.service")
+    assert "parrotpark-gpu-forgotten carries the GPU tags but is not named parrotpark-gpu" in log, log[-3000:]
+    assert gpu_status()["phase"] == "off", "the waker had no session: nothing to tell it"

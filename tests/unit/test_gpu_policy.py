@@ -475,16 +475,62 @@ def test_manual_wake_ignores_quiet_hours_but_not_the_budget():
     assert len(refused) == 1 and isinstance(refused[0], gp.Refused) and refused[0].reason == "cap_eur"
 
 
-def test_reaper_destroys_unknown_servers_and_sessions_beyond_the_cap():
+def test_sessions_beyond_the_cap_are_destroyed_even_when_busy():
     run = Run(config(session_cap_hours=2, drain_seconds=0, idle_minutes=30))
-    assert run(gp.UnknownServer(at(0, "03:00"), "srv-1")) == (gp.Destroy("reaper", "srv-1"),)
-    assert run.state == gp.step(run.config, gp.State(), gp.Tick(at(0, "03:00"))).state
     run.up(at(0, "09:00"))
     for minute in range(10, 60, 10):
         run.served(at(0, f"09:{minute}"))
         run.served(at(0, f"10:{minute}"))
     assert run.tick(at(0, "10:59")) == ()
     assert run.tick(at(0, "11:00")) == (gp.Destroy("session_cap"),)
+
+
+def _server(name, created, zone="fr-par-2"):
+    return {"name": name, "zone": zone, "id": f"id-{name}", "creation_date": created}
+
+
+def test_reaper_destroys_strays_and_keeps_the_sessions_server():
+    now = at(0, "12:00")  # 2025-03-17 12:00 Paris = 11:00 UTC
+    servers = [
+        _server("parrotpark-gpu", "2025-03-17T10:30:00+00:00"),  # the session's, 0.5 h old
+        _server("parrotpark-gpu-old", "2025-03-17T10:45:00+00:00", zone="nl-ams-1"),  # another name
+        _server("left-over", None),  # no creation date: the name alone decides
+    ]
+    plan = gp.reap_plan(servers, gpu_name="parrotpark-gpu", session_cap_hours=24, session_known=True, now=now)
+    assert [e["name"] for e in plan["keep"]] == ["parrotpark-gpu"]
+    assert plan["keep"][0]["age_hours"] == 0.5
+    destroyed = {e["name"]: (e["zone"], e["reason"], e["age_hours"]) for e in plan["destroy"]}
+    assert destroyed == {
+        "parrotpark-gpu-old": ("nl-ams-1", "unknown_name", 0.25),
+        "left-over": ("fr-par-2", "unknown_name", None),
+    }
+    assert "is not named parrotpark-gpu" in plan["destroy"][0]["message"]
+
+
+def test_reaper_destroys_the_gpu_named_server_without_a_session_or_past_the_cap():
+    now = at(1, "12:00")
+    young = [_server("parrotpark-gpu", "2025-03-18T10:00:00Z")]
+    plan = gp.reap_plan(young, gpu_name="parrotpark-gpu", session_cap_hours=24, session_known=False, now=now)
+    assert [(e["name"], e["reason"]) for e in plan["destroy"]] == [("parrotpark-gpu", "no_session")]
+    # With a session, the cap decides: 24 h exactly is the cap.
+    old = [_server("parrotpark-gpu", "2025-03-17T11:00:00Z")]
+    plan = gp.reap_plan(old, gpu_name="parrotpark-gpu", session_cap_hours=24, session_known=True, now=now)
+    assert [(e["reason"], e["age_hours"]) for e in plan["destroy"]] == [("session_cap", 24.0)]
+    plan = gp.reap_plan(old, gpu_name="parrotpark-gpu", session_cap_hours=24.5, session_known=True, now=now)
+    assert plan == {"destroy": [], "keep": [{**plan["keep"][0], "name": "parrotpark-gpu"}]}
+    assert plan["keep"][0]["age_hours"] == 24.0
+
+
+def test_reaper_refuses_what_it_cannot_read():
+    now = at(0, "12:00")
+    with pytest.raises(gp.PolicyError, match="each server must be an object with a name"):
+        gp.reap_plan([{"zone": "fr-par-2"}], gpu_name="g", session_cap_hours=24, session_known=True, now=now)
+    with pytest.raises(gp.PolicyError, match="session_cap_hours must be above 0"):
+        gp.reap_plan([], gpu_name="g", session_cap_hours=0, session_known=True, now=now)
+    assert gp.reap_plan([], gpu_name="g", session_cap_hours=1, session_known=False, now=now) == {
+        "destroy": [],
+        "keep": [],
+    }
 
 
 # --------------------------------------------------------------------------

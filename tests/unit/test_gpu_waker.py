@@ -683,11 +683,6 @@ def test_control_events_are_checked_and_answered(harness):
     status, answer = h.event(event="reboot")
     assert (status, answer["field"]) == (400, "event")
     assert "event must be one of starting, healthy" in answer["error"]
-    status, answer = h.event(event="unknown_server")
-    assert (status, answer["field"]) == (400, "server")
-    status, answer = h.event(event="unknown_server", server="parrotpark-gpu-stray")
-    assert (status, answer["destroy"], answer["ok"]) == (200, ["parrotpark-gpu-stray"], True)
-    assert h.ran() == []  # the session's down command is not for a stray server
     # A manual wake the hours cap refuses (a wake needs 8 + 60 min, more than the 1 h a day).
     status, answer = h.event(event="manual_wake")
     assert status == 409 and answer["ok"] is False

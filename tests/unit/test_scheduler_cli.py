@@ -163,3 +163,74 @@ def test_up_force_and_down_run_the_playbooks_and_record_them(tmp_path):
 
     status = program(tmp_path, "status")
     assert "last up: ok (exit code 0)" in status.stdout and "last down: failed (exit code 3)" in status.stdout
+
+
+def _tagged(name: str, hours_old: float) -> dict[str, Any]:
+    created = datetime.now(UTC) - timedelta(hours=hours_old)
+    return {"name": name, "zone": "fr-par-2", "id": f"id-{name}", "creation_date": created.isoformat()}
+
+
+def reap_plan(tmp_path: Path, servers: Any, schedule: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "schedule.json"
+    path.write_text(json.dumps(schedule))
+    command = [sys.executable, str(PROGRAM), "--schedule", str(path), "--state-dir", str(tmp_path / "state")]
+    return subprocess.run(
+        [*command, "reap-plan", "--gpu-name", "parrotpark-gpu"],
+        input=servers if isinstance(servers, str) else json.dumps(servers),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_reap_plan_outside_the_schedule_reaps_the_gpu_unless_it_was_brought_up_by_hand(tmp_path):
+    today = datetime.now(UTC).date()
+    closed = {**SCHEDULE, "holidays": [(today + timedelta(days=offset)).isoformat() for offset in (-1, 0, 1)]}
+    servers = [_tagged("parrotpark-gpu", 1), _tagged("someone-elses-test", 0.2), _tagged("parrotpark-gpu-x", 30)]
+
+    result = reap_plan(tmp_path, servers, closed)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert {e["name"]: e["reason"] for e in plan["destroy"]} == {
+        "parrotpark-gpu": "no_session",
+        "someone-elses-test": "unknown_name",
+        "parrotpark-gpu-x": "unknown_name",
+    }
+    assert plan["session"]["owns_the_gpu_server"] is False and "outside the schedule" in plan["session"]["why"]
+
+    # An operator's "up --force" after the last down: the session owns the server, the strays still go.
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "last-down.json").write_text(json.dumps({"action": "down", "started": "2025-01-06T19:00:00+01:00"}))
+    (state / "last-up.json").write_text(json.dumps({"action": "up", "started": "2025-01-06T21:00:00+01:00"}))
+    plan = json.loads(reap_plan(tmp_path, servers, closed).stdout)
+    assert [e["name"] for e in plan["keep"]] == ["parrotpark-gpu"]
+    assert sorted(e["name"] for e in plan["destroy"]) == ["parrotpark-gpu-x", "someone-elses-test"]
+    assert "by hand" in plan["session"]["why"]
+
+    # Past the session cap (24 h by default) even the session's server goes.
+    plan = json.loads(reap_plan(tmp_path, [_tagged("parrotpark-gpu", 25)], closed).stdout)
+    assert [(e["name"], e["reason"]) for e in plan["destroy"]] == [("parrotpark-gpu", "session_cap")]
+
+
+def test_reap_plan_refuses_input_it_cannot_read(tmp_path):
+    for bad, words in (
+        ("{}", "expected a JSON list of servers"),
+        ("[{}]", "each server must be an object with a name"),
+    ):
+        result = reap_plan(tmp_path, bad, SCHEDULE)
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+        assert result.stdout == ""
+
+
+def test_reap_runs_its_playbook_under_the_lock(tmp_path):
+    env_file = tmp_path / "environment"
+    env_file.write_text(f"SCW_ACCESS_KEY={ACCESS_KEY}\n")
+    playbook = stand_in_playbook(tmp_path, 0)
+    common = ["--environment-file", str(env_file), "--inventory", str(tmp_path / "inventory")]
+    result = program(tmp_path, *common, "--ansible-playbook", str(playbook), "reap", "--", "-v")
+    assert result.returncode == 0, result.stdout + result.stderr
+    called = json.loads((tmp_path / "called.json").read_text())
+    assert called["argv"] == ["-i", str(tmp_path / "inventory"), "parrotpark.llm.gpu_reap", "-v"]
+    assert json.loads((tmp_path / "state" / "last-reap.json").read_text())["outcome"] == "ok"

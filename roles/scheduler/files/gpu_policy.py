@@ -29,7 +29,7 @@ Rules, in order of precedence:
 
 1. Always, inside a floor window too: the session cap
    (``session_cap_hours``, the reaper's), the boot deadline, a failed boot,
-   the reaper (tagged servers that are not the session's).
+   the reaper (``reap_plan``: tagged servers that are not the session's).
 2. Inside a floor window nothing else stops the server, and it is woken
    (trigger ``timer``) whatever the quiet hours and the caps say: the floor's
    cost is known in advance, the caps bound what demand adds to it.
@@ -384,14 +384,6 @@ class ManualWake:
 
 
 @dataclass(frozen=True)
-class UnknownServer:
-    """A server carrying the GPU tags that is not the session's (neither created nor adopted by the scheduler)."""
-
-    at: datetime
-    server: str
-
-
-@dataclass(frozen=True)
 class Observed:
     """What the GPU's own counters say (vLLM's /metrics), polled while the server is ready or stopping.
 
@@ -415,7 +407,6 @@ Event = Union[  # noqa: UP007 - X | Y on classes needs Python 3.10, this file ru
     BootFailed,
     Tick,
     ManualWake,
-    UnknownServer,
     Observed,
 ]
 
@@ -429,10 +420,9 @@ class Wake:
 
 @dataclass(frozen=True)
 class Destroy:
-    """Destroy the server through the API with everything it owned; ``server`` None: the session's."""
+    """Destroy the session's server through the API with everything it owned."""
 
     reason: str
-    server: str | None = None
 
 
 @dataclass(frozen=True)
@@ -975,8 +965,6 @@ def step(config: Config, state: State, event: Event) -> Step:
                 state = _wake(config, state, now, "manual", out)
             else:
                 out.append(Refused(refusal.reason, refusal.message))
-    elif isinstance(event, UnknownServer):
-        out.append(Destroy("reaper", event.server))
     elif isinstance(event, Observed):
         state = _on_observed(state, event, now)
     elif not isinstance(event, Tick):
@@ -1135,6 +1123,69 @@ def state_from_dict(data: dict[str, Any]) -> State:
             raise PolicyError(f"state month must be YYYY-MM or null, got {data['month']!r}")
         values["month"] = str(data["month"])
     return State(**values)
+
+
+# --------------------------------------------------------------------------
+# The reaper: tagged servers the scheduler does not know, or too old
+# --------------------------------------------------------------------------
+
+REAP_REASONS = ("unknown_name", "no_session", "session_cap")
+
+
+def _created(server: dict[str, Any]) -> datetime | None:
+    value = server.get("creation_date")
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def reap_plan(
+    servers: list[dict[str, Any]],
+    *,
+    gpu_name: str,
+    session_cap_hours: float,
+    session_known: bool,
+    now: datetime,
+) -> dict[str, list[dict[str, Any]]]:
+    """Which of the servers carrying the GPU tags to destroy, and why (the reaper's decision).
+
+    ``servers``: the instances with the GPU tags, as ``scaleway_instance_info`` lists them (``name``, ``zone``,
+    ``id``, ``creation_date``). ``session_known``: the scheduler has a session that owns a server named
+    ``gpu_name`` now (on demand: the waker is starting, ready or stopping; scheduled: inside the window).
+
+    A server is destroyed when its name is not ``gpu_name`` (the scheduler never creates it), when it has
+    existed for ``session_cap_hours`` or more (whoever made it), or when it is named ``gpu_name`` and no
+    session owns it. The rest is kept. Returns ``{"destroy": [...], "keep": [...]}``, each entry the server's
+    name, zone, id, age in hours (None when the API gave no creation date), and for ``destroy`` the reason
+    (one of ``REAP_REASONS``) and a sentence for the log."""
+    now = _aware(now)
+    if session_cap_hours <= 0:
+        raise PolicyError(f"session_cap_hours must be above 0, got {session_cap_hours!r}")
+    plan: dict[str, list[dict[str, Any]]] = {"destroy": [], "keep": []}
+    for server in servers:
+        if not isinstance(server, dict) or not isinstance(server.get("name"), str) or not server["name"]:
+            raise PolicyError(f"each server must be an object with a name, got {server!r}")
+        created = _created(server)
+        age = None if created is None else round((now - created).total_seconds() / 3600, 2)
+        entry = {"name": server["name"], "zone": server.get("zone"), "id": server.get("id"), "age_hours": age}
+        if server["name"] != gpu_name:
+            reason = "unknown_name"
+            message = f"carries the GPU tags but is not named {gpu_name}: the scheduler did not create it"
+        elif age is not None and age >= session_cap_hours:
+            reason = "session_cap"
+            message = f"has existed for {age:g} h, the session cap is {session_cap_hours:g} h"
+        elif not session_known:
+            reason = "no_session"
+            message = "no session of the scheduler owns it (the GPU is off)"
+        else:
+            plan["keep"].append(entry)
+            continue
+        plan["destroy"].append({**entry, "reason": reason, "message": f"{server['name']} {message}"})
+    return plan
 
 
 def from_scheduler_vars(variables: dict[str, Any]) -> dict[str, Any]:

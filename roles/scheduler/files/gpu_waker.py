@@ -30,7 +30,6 @@ The control listener (loopback only):
               {"event": "healthy", "upstreams": {"gpu-8000": "http://10.0.0.5:8000"}, "metrics_urls": [...],
                "commercial_type": "L4-1-24G", "zone": "fr-par-2", "hourly_price_eur": 0.79}
               {"event": "boot_failed"} {"event": "destroyed"} {"event": "manual_wake"}
-              {"event": "unknown_server", "server": "name"}
   GET /status the policy's status with the session's type, zone, price and upstreams
 
 Files in DIR: gpu-state.json (the policy's state, and under "waker" the
@@ -119,7 +118,7 @@ RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 SUCCESS = "vllm:request_success_total"
 
-EVENTS = ("starting", "healthy", "boot_failed", "destroyed", "unknown_server", "manual_wake")
+EVENTS = ("starting", "healthy", "boot_failed", "destroyed", "manual_wake")
 STRING_FIELDS = ("event", "trigger", "server", "commercial_type", "zone")
 
 
@@ -514,7 +513,7 @@ class Waker:
                 self.session = {}
                 self.metrics_seen.clear()
                 self._record("created", new.session_start, new)
-            elif isinstance(action, gp.Destroy) and action.server is None:
+            elif isinstance(action, gp.Destroy):
                 if action.reason in ("boot_failed", "boot_deadline"):
                     self._record("boot_failed", event.at, new, action.reason)
                 elif action.reason in ("idle", "floor_end"):
@@ -541,11 +540,6 @@ class Waker:
             if isinstance(action, gp.Wake):
                 self.log(f"wake: trigger {action.trigger}" + (f", {context}" if context else ""))
                 self._command("up", self.state.session_start)
-            elif isinstance(action, gp.Destroy) and action.server is not None:
-                self.log(
-                    f"reaper: {action.server} carries the GPU tags and is not the session's: destroy it "
-                    "(left to the caller that reported it)"
-                )
             elif isinstance(action, gp.Destroy):
                 self.log(f"destroy: {self._why_destroy(old, action.reason, event.at)}")
                 self._command("down", self.state.session_start)
@@ -729,14 +723,6 @@ class Waker:
         self._apply(gp.ServerDestroyed(self.now()))
         self.log(f"destroyed: {before} -> {self.state.phase}")
         return 200, {}
-
-    def _on_unknown_server(self, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        server = data.get("server")
-        if not isinstance(server, str) or not server:
-            raise ControlError("server", f"server must be the stray server's name or id, got {server!r}")
-        stepped = self._apply(gp.UnknownServer(self.now(), server))
-        destroy = [a.server for a in stepped.actions if isinstance(a, gp.Destroy) and a.server is not None]
-        return 200, {"destroy": destroy}
 
     # -- the clock and the metrics ----------------------------------------------
 

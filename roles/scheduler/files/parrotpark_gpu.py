@@ -12,6 +12,8 @@ Commands:
   next-up [--at ISO] [--iso]   the next time the up timer brings the GPU up, HH:MM in the schedule's zone
   up [--force] [-- ARGS]       run the gpu_up playbook if the schedule says so (always with --force)
   down [-- ARGS]               run the gpu_down playbook (no schedule check)
+  reap [-- ARGS]               run the gpu_reap playbook: destroy the GPU-tagged servers no session owns
+  reap-plan --gpu-name NAME    read the tagged servers (JSON) on stdin, print which ones to destroy and why
   status                       what the schedule says now, the last runs and, on demand, the GPU's state
   waker-address                where Caddy sends the GPU's routes while it is off (empty: scheduled mode)
   event NAME [--data JSON]     tell the waker what happened (healthy, destroyed, boot_failed, ...)
@@ -68,13 +70,14 @@ DEFAULTS: dict[str, Any] = {
     "state_dir": "/var/lib/parrotpark/scheduler",
     "lock_file": "/run/lock/parrotpark-gpu.lock",
     "lock_wait": 3600,
-    "playbooks": {"up": "parrotpark.llm.gpu_up", "down": "parrotpark.llm.gpu_down"},
+    "playbooks": {"up": "parrotpark.llm.gpu_up", "down": "parrotpark.llm.gpu_down", "reap": "parrotpark.llm.gpu_reap"},
+    "session_cap_hours": 24,
     # On demand: {"listen": "ADDR:PORT" (Caddy's routes), "control": "127.0.0.1:PORT"}; None: scheduled mode.
     "waker": None,
 }
 # How long the CLI waits for the waker's control listener.
 WAKER_TIMEOUT = 10
-EVENTS = ("starting", "healthy", "boot_failed", "destroyed", "unknown_server", "manual_wake")
+EVENTS = ("starting", "healthy", "boot_failed", "destroyed", "manual_wake")
 
 
 class ScheduleError(Exception):
@@ -459,6 +462,62 @@ def cmd_down(settings: dict[str, Any], args: argparse.Namespace) -> int:
         return run_playbook(settings, schedule, "down", args.extra)
 
 
+def cmd_reap(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    try:
+        schedule: Schedule | None = Schedule.load(settings["schedule"])
+    except ScheduleError as exc:
+        log(f"reap: {exc}; reaping anyway")
+        schedule = None
+    # Under the lock of up and down: a server being created or destroyed is theirs until they finish.
+    with locked(settings["lock_file"], int(settings["lock_wait"])):
+        return run_playbook(settings, schedule, "reap", args.extra)
+
+
+def session_owner(settings: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a session of the scheduler owns the GPU's server now, and why (the reaper's question)."""
+    if (settings.get("waker") or {}).get("control"):
+        try:
+            status, answer = waker_call(settings, "GET", "/status")
+        except WakerUnreachable as exc:
+            return True, f"{exc}: the GPU's server is kept"
+        phase = answer.get("phase") if status == 200 and isinstance(answer, dict) else None
+        if phase is None:
+            return True, f"the waker's status is unreadable (HTTP {status}): the GPU's server is kept"
+        return phase in ("starting", "ready", "stopping"), f"the waker's session is {phase}"
+    up, reason = Schedule.load(settings["schedule"]).check()
+    if up:
+        return True, f"inside the schedule ({reason})"
+    state_dir = Path(settings["state_dir"])
+    last_up, last_down = read_record(state_dir, "up"), read_record(state_dir, "down")
+    if last_up and (not last_down or str(last_up.get("started")) > str(last_down.get("started"))):
+        return True, f"outside the schedule, but the last run was up ({last_up.get('started')}), by hand"
+    return False, f"outside the schedule ({reason}) and the last run was down"
+
+
+def cmd_reap_plan(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    """Read the tagged servers (JSON list) on stdin, print the reaper's plan (JSON)."""
+    import gpu_policy  # beside this file; standard library only
+
+    try:
+        servers = json.load(sys.stdin)
+        if not isinstance(servers, list):
+            raise ValueError(f"expected a JSON list of servers, got {type(servers).__name__}")
+        known, why = session_owner(settings)
+        plan = gpu_policy.reap_plan(
+            servers,
+            gpu_name=args.gpu_name,
+            session_cap_hours=float(settings["session_cap_hours"]),
+            session_known=known,
+            now=datetime.now().astimezone(),
+        )
+    except (ValueError, gpu_policy.PolicyError) as exc:
+        print(f"parrotpark-gpu: reap-plan: {exc}", file=sys.stderr)
+        return 2
+    plan["session"] = {"owns_the_gpu_server": known, "why": why}
+    print(json.dumps(plan))
+    return 0
+
+
 def cmd_status(settings: dict[str, Any], args: argparse.Namespace) -> int:
     schedule = Schedule.load(settings["schedule"])
     when = _at(args.at)
@@ -542,6 +601,11 @@ def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
     up.set_defaults(handler=cmd_up)
     down = commands.add_parser("down", help="run the gpu_down playbook")
     down.set_defaults(handler=cmd_down)
+    reap = commands.add_parser("reap", help="run the gpu_reap playbook: destroy the tagged servers no session owns")
+    reap.set_defaults(handler=cmd_reap)
+    plan = commands.add_parser("reap-plan", help="which tagged servers (JSON on stdin) the reaper destroys, as JSON")
+    plan.add_argument("--gpu-name", required=True, help="the GPU server's name (parrotpark_gpu_name)")
+    plan.set_defaults(handler=cmd_reap_plan)
     status = commands.add_parser("status", help="what the schedule says, the last runs and the GPU's state")
     status.add_argument("--at", help="ask for this ISO date and time instead of now")
     status.add_argument("--json", action="store_true", help="the GPU's state (on demand) as JSON")
@@ -564,7 +628,7 @@ def main(argv: list[str] | None = None, settings: dict[str, Any] | None = None) 
         argv, extra = argv[:index], argv[index + 1 :]
     args = parser(merged).parse_args(argv)
     args.extra = extra
-    if extra and args.command not in ACTIONS:
+    if extra and args.command not in (*ACTIONS, "reap"):
         print(f"parrotpark-gpu: {args.command} takes no ansible-playbook arguments", file=sys.stderr)
         return 2
     for key in ("schedule", "state_dir", "environment_file", "ansible_playbook", "inventory", "lock_file"):
