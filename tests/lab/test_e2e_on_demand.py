@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
+from typing import Any
 
 import openai
 import requests
@@ -56,8 +57,9 @@ ON_DEMAND = {
     "scheduler_waker_poll_seconds": 5,
 }
 STATE_DIR = "/var/lib/parrotpark/scheduler"
-# When the first cold request was sent (time.monotonic()), for the wake time printed once the model answers.
-WOKEN: dict[str, float] = {}
+# When the first cold request was sent (time.monotonic()), for the wake time printed once the model answers,
+# and the server created then (the one the up run adopts after a restart).
+WOKEN: dict[str, Any] = {}
 
 
 # A GET on the entrance: "STATUS BODY" (the entrance's Python, no other tool needed).
@@ -141,6 +143,21 @@ def test_twenty_cold_requests_are_answered_at_once_and_create_one_server():
     assert billable(fake_state())["servers"] == 1, fake_state()
 
 
+def test_an_entrance_restart_mid_boot_adopts_the_booting_server():
+    """The up run dies with the entrance (here: killed, and the waker restarted): the waker runs it again, and
+    gpu_up adopts the server it had created instead of creating a second one."""
+    assert gpu_status()["phase"] == "starting"
+    WOKEN["servers"] = [server["id"] for server in fake_state()["servers"]]
+    assert len(WOKEN["servers"]) == 1
+    entrance("systemctl", "kill", "--signal=SIGKILL", "parrotpark-gpu-up.service")
+    entrance("systemctl", "restart", "parrotpark-gpu-waker.service")
+    deadline = time.monotonic() + 60
+    while "running it again" not in journal("parrotpark-gpu-waker.service"):
+        assert time.monotonic() < deadline, journal("parrotpark-gpu-waker.service")[-3000:]
+        time.sleep(2)
+    assert gpu_status()["phase"] == "starting"
+
+
 def test_the_model_answers_once_the_server_is_up():
     deadline = time.monotonic() + UP_TIMEOUT
     while True:
@@ -159,6 +176,8 @@ def test_the_model_answers_once_the_server_is_up():
         assert time.monotonic() < deadline, state
         time.sleep(2)
     assert billable(fake_state())["servers"] == 1
+    if "servers" in WOKEN:
+        assert [server["id"] for server in fake_state()["servers"]] == WOKEN["servers"], "not the adopted server"
     # gpu_up writes its phase timings before it tells the waker.
     print("gpu_up phases:", entrance("cat", f"{STATE_DIR}/gpu_up-timings.json").stdout)
 

@@ -746,17 +746,25 @@ def test_the_state_survives_a_restart(harness):
     again.close()
 
 
-def test_a_restart_while_starting_keeps_starting_and_does_not_wake_again(harness):
+def test_a_restart_while_starting_keeps_starting_and_runs_the_up_again_to_adopt_the_server(harness):
     h = harness()
     assert h.chat()[0] == 503
     h.stop()
     assert h.ran() == ["up"]
-    h2 = harness()  # the same state directory, a new waker and listeners
+    h2 = harness()  # the same state directory, a new waker and listeners (the entrance restarted mid-boot)
     assert h2.waker.state.phase == "starting" and h2.waker.state.wakes_today == 1
     h2.clock.advance(minutes=2)
     status, _headers, body, _elapsed = h2.chat()
     assert (status, body["error"]["message"]) == (503, "The model is starting, ready in about 6 minutes.")
-    assert h2.ran() == ["up"]
+    h2.waker.tick()
+    h2.settle()
+    # The cut up run runs again once (gpu_up adopts the server by name); it is not a second wake.
+    assert h2.ran() == ["up", "up"]
+    assert h2.waker.state.wakes_today == 1 and h2.waker.state.phase == "starting"
+    assert any("the up run was cut by a restart: running it again" in line for line in h2.logs), h2.logs
+    h2.waker.tick()
+    h2.settle()
+    assert h2.ran() == ["up", "up"]
     assert h2.event(event="healthy", upstreams={"gpu-8000": "http://10.0.0.5:8000"})[1]["status"]["phase"] == "ready"
 
 

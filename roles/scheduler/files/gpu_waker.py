@@ -476,6 +476,10 @@ class Waker:
         self.state = state
         # A destroy that was sent but not confirmed before a restart is sent again at the first tick.
         self.down_due = state.phase == "stopping" and state.destroy_sent
+        # An up run cut by a restart of the entrance is run again at the first tick: gpu_up finds the server it
+        # created by name and adopts it (no second server, no second wake). After a restart of the waker alone,
+        # the up service still runs and systemd merges the second start into it.
+        self.up_due = state.phase == "starting"
         if state.phase != "off":
             self.log(f"state loaded: {state.phase}" + (f" ({state.why})" if state.why else ""))
 
@@ -731,6 +735,10 @@ class Waker:
             now = self.now()
             self._apply(gp.Tick(now), "the clock")
             state = self.state
+            if state.phase == "starting" and self.up_due:
+                self.up_due = False
+                self.log("wake: the up run was cut by a restart: running it again (it adopts the server it created)")
+                self._command("up", state.session_start)
             if state.phase == "stopping" and state.destroy_sent:
                 late = self.down_sent_at is not None and now - self.down_sent_at >= DOWN_RETRY
                 if self.down_due or late:
