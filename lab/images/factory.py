@@ -20,6 +20,12 @@ Environment:
     PARROTPARK_EXTRA_CA_BUNDLE     PEM bundle trusted inside the images (proxies)
     PARROTPARK_DEBIAN_MIRROR       Debian mirror for debootstrap (default: host's apt sources)
     PARROTPARK_LAB_REGISTRY_PORT   host port of the lab registry on 127.0.0.1
+    PARROTPARK_IMAGE_JOBS          images built at once (1 to 8, default 2)
+
+Independent images build side by side: an image starts once its parent is
+ready (the only lab image a build uses), at most PARROTPARK_IMAGE_JOBS at a
+time; the first failure starts nothing new, lets the running builds finish
+and is reported with the image's name and output.
 
 Images with a ``go_build`` entry need Go on the host: the factory fetches the
 module from the Go module proxy (``go mod download``, the host's module cache
@@ -38,12 +44,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -55,6 +64,15 @@ REPO_PREFIX = "parrotpark/lab-"
 LABEL = "parrotpark.lab"
 # Bump when the factory changes how it builds, so every cache entry is renewed.
 RECIPE_VERSION = "1"
+IMAGE_JOBS_DEFAULT = 2
+IMAGE_JOBS_MAX = 8
+# Builds running side by side share these: one go build at a time (the binary
+# cache in .cache/images/go, whose stale entries a build removes, and both
+# cores), one mvn at a time (its local repository, ~/.m2).
+GO_BUILD_LOCK = threading.Lock()
+MAVEN_LOCK = threading.Lock()
+
+T = TypeVar("T")
 
 
 class FactoryError(Exception):
@@ -107,6 +125,7 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Any], dict[str, Imag
                 )
             if not (path.parent / spec.context / "Dockerfile").is_file():
                 raise FactoryError(f"{path}: image {spec.name!r}: {spec.context}/Dockerfile does not exist")
+            check_dockerfile(path, spec)
         else:
             raise FactoryError(
                 f"{path}: image {spec.name!r} has kind {spec.kind!r}; expected debootstrap or dockerfile"
@@ -125,6 +144,20 @@ def load_manifest(path: Path = MANIFEST) -> tuple[dict[str, Any], dict[str, Imag
             raise FactoryError(f"{path}: image {spec.name!r} is listed twice")
         images[spec.name] = spec
     return data.get("registry", {}), images
+
+
+def check_dockerfile(path: Path, spec: ImageSpec) -> None:
+    """Refuse a Dockerfile that uses a lab image other than its parent.
+
+    Only the parent is built before an image and part of its hash, so another
+    lab image named in FROM or COPY --from could be missing or stale.
+    """
+    for number, line in enumerate((path.parent / str(spec.context) / "Dockerfile").read_text().splitlines(), 1):
+        if REPO_PREFIX in line and not line.lstrip().startswith("#"):
+            raise FactoryError(
+                f"{path}: image {spec.name!r}: {spec.context}/Dockerfile line {number} names a lab image "
+                f"({line.strip()}); an image may only use its parent (FROM ${{PARENT}}): make that image its parent"
+            )
 
 
 GO_BUILD_KEYS = {"module", "package", "output", "tags", "ldflags"}
@@ -260,12 +293,13 @@ def fetch_maven(artifact: str, directory: Path) -> Path:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise FactoryError(f"fetching {artifact} needs Maven (mvn): install the maven package")
-    proc = subprocess.run(
-        [mvn, "-B", "-q", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={directory}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with MAVEN_LOCK:  # two mvn writing one ~/.m2 at once may corrupt it
+        proc = subprocess.run(
+            [mvn, "-B", "-q", "dependency:copy", f"-Dartifact={artifact}", f"-DoutputDirectory={directory}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     target = directory / f"{name}-{version}.{kind}"
     if proc.returncode != 0 or not target.is_file():
         output = (proc.stdout + proc.stderr)[-3000:]
@@ -307,7 +341,15 @@ def build_go(go_build: dict[str, Any], directory: Path, go_version: str, cache_d
     (the host's module cache keeps it); the build runs in a writable copy of it,
     so the module's own go.mod and go.sum pin every dependency. Binaries are
     kept in cache_dir under the hash of the entry and the toolchain.
+
+    One build at a time (GO_BUILD_LOCK): a build replaces and removes files
+    of cache_dir that another may be reading, and each uses every core.
     """
+    with GO_BUILD_LOCK:
+        return _build_go(go_build, directory, go_version, cache_dir)
+
+
+def _build_go(go_build: dict[str, Any], directory: Path, go_version: str, cache_dir: Path) -> tuple[Path, bool]:
     target = directory / go_build["output"]
     cached = cache_dir / f"{go_build['output']}-{go_build_key(go_build, go_version)}"
     if cached.is_file():
@@ -359,6 +401,65 @@ def image_exists(ref: str) -> bool:
     return docker("image", "inspect", ref, check=False).returncode == 0
 
 
+def image_jobs(environ: dict[str, str] | None = None) -> int:
+    """How many images build at once: PARROTPARK_IMAGE_JOBS (an integer from 1 to 8), by default 2."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("PARROTPARK_IMAGE_JOBS", "")
+    if not value.strip():
+        return IMAGE_JOBS_DEFAULT
+    if not re.fullmatch(r"[0-9]+", value.strip()) or not 1 <= int(value) <= IMAGE_JOBS_MAX:
+        raise FactoryError(
+            f"PARROTPARK_IMAGE_JOBS={value!r}: expected an integer from 1 to {IMAGE_JOBS_MAX}, "
+            f"the number of images built at once (default {IMAGE_JOBS_DEFAULT})"
+        )
+    return int(value)
+
+
+def startable(
+    order: list[str], needs: dict[str, set[str]], done: set[str], running: set[str], failed: set[str]
+) -> list[str]:
+    """The names that may start now, in order: not started yet, and everything they need done.
+
+    None once one has failed: the running ones finish, nothing new starts.
+    """
+    if failed:
+        return []
+    started = done | running | failed
+    return [name for name in order if name not in started and needs.get(name, set()) <= done]
+
+
+def run_graph(
+    order: list[str], needs: dict[str, set[str]], work: Callable[[str], T], jobs: int
+) -> tuple[dict[str, T], dict[str, Exception]]:
+    """Run work(name) for every name of order, at most jobs at once, each once all it needs is done.
+
+    Return (the result of each name done, the exception of each name that
+    failed); a name not started because of a failure is in neither.
+    """
+    done: dict[str, T] = {}
+    failed: dict[str, Exception] = {}
+    running: dict[Future[T], str] = {}
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="image") as pool:
+        while True:
+            ready = startable(order, needs, set(done), set(running.values()), set(failed))
+            for name in ready[: jobs - len(running)]:
+                running[pool.submit(work, name)] = name
+            if not running:
+                break
+            finished, _unfinished = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    done[name] = future.result()
+                except Exception as exc:  # reported with the name by the caller
+                    failed[name] = exc
+    stuck = [name for name in order if name not in done and name not in failed]
+    if stuck and not failed:
+        missing = sorted(set().union(*(needs[name] for name in stuck)) - set(done) - set(stuck))
+        raise FactoryError(f"cannot build {', '.join(stuck)}: they wait for {', '.join(missing) or 'each other'}")
+    return done, failed
+
+
 class Factory:
     def __init__(self, manifest: Path = MANIFEST, quiet: bool = False) -> None:
         self.registry, self.images = load_manifest(manifest)
@@ -368,11 +469,14 @@ class Factory:
         self._go_version: str | None = None
         self.ready: set[str] = set()  # images built or found during this run
         self.quiet = quiet
+        self.clock: Callable[[], float] = time.monotonic
+        self._say_lock = threading.Lock()  # one whole line at a time from the builds running side by side
         self.port = int(os.environ.get("PARROTPARK_LAB_REGISTRY_PORT") or self.registry.get("port", 5000))
 
     def say(self, message: str) -> None:
         if not self.quiet:
-            print(message, flush=True)
+            with self._say_lock:
+                print(message, flush=True)
 
     def hash_of(self, name: str) -> str:
         if name not in self.images:
@@ -403,23 +507,50 @@ class Factory:
                 current = self.images[current].parent
         return [n for n in self.images if n in wanted]
 
+    def needs(self, name: str) -> set[str]:
+        """The images that must be ready before name builds: its parent, the only lab image a build uses.
+
+        (COPY --from in the Dockerfiles names stages of the same file; check_dockerfile refuses any other.)
+        """
+        parent = self.images[name].parent
+        return {parent} if parent else set()
+
     def build(self, names: list[str]) -> None:
-        for name in self.closure(names):
-            if name in self.ready:
-                continue
-            spec, ref = self.images[name], self.ref(name)
-            if image_exists(ref):
-                self.say(f"image {name:<16} {ref}  cached")
+        """Build (or find cached) the named images and their ancestors, PARROTPARK_IMAGE_JOBS at a time."""
+        order = [name for name in self.closure(names) if name not in self.ready]
+        if not order:
+            return
+        jobs = image_jobs()
+        started = self.clock()
+        done, failed = run_graph(order, {name: self.needs(name) - self.ready for name in order}, self._make, jobs)
+        self.ready.update(done)
+        built = sum(1 for how in done.values() if how == "built")
+        summary = f"images: {built} built, {len(done) - built} cached" + (f", {len(failed)} failed" if failed else "")
+        self.say(f"{summary} in {self.clock() - started:.0f}s (jobs {jobs})")
+        if failed:
+            report = [f"image {name} failed: {exc}" for name, exc in failed.items()]
+            not_started = [name for name in order if name not in done and name not in failed]
+            if not_started:
+                report.append(f"not started after the failure: {', '.join(not_started)}")
+            raise FactoryError("\n".join(report)) from next(iter(failed.values()))
+
+    def _make(self, name: str) -> str:
+        """Build one image or find it cached, then tag it :current; return "built" or "cached"."""
+        spec, ref = self.images[name], self.ref(name)
+        if image_exists(ref):
+            how = "cached"
+        else:
+            started = self.clock()
+            if spec.kind == "debootstrap":
+                self._build_rootfs(spec, ref)
             else:
-                started = time.monotonic()
-                if spec.kind == "debootstrap":
-                    self._build_rootfs(spec, ref)
-                else:
-                    self._build_dockerfile(spec, ref)
-                self.say(f"image {name:<16} {ref}  built in {time.monotonic() - started:.0f}s")
-            docker("tag", ref, f"{spec.repository}:current")
-            self._drop_stale_tags(spec)
-            self.ready.add(name)
+                self._build_dockerfile(spec, ref)
+            how = f"built in {self.clock() - started:.0f}s"
+        # Reached only with the image complete: a failed build tags nothing and keeps the older tags.
+        docker("tag", ref, f"{spec.repository}:current")
+        self._drop_stale_tags(spec)
+        self.say(f"image {name:<16} {ref}  {how}")
+        return "cached" if how == "cached" else "built"
 
     def _build_rootfs(self, spec: ImageSpec, ref: str) -> None:
         if os.geteuid() != 0:
@@ -430,10 +561,18 @@ class Factory:
         workdir.mkdir(parents=True, exist_ok=True)
         tarball = workdir / f"{spec.name}-{self.hash_of(spec.name)}.tar"
         try:
-            subprocess.run(
+            # Captured, not streamed: another build may be printing; a failure carries the output.
+            proc = subprocess.run(
                 [str(ROOTFS_SCRIPT), str(spec.suite), debian_mirror(), ",".join(spec.packages), str(tarball)],
-                check=True,
+                capture_output=True,
+                text=True,
+                check=False,
             )
+            if proc.returncode != 0:
+                raise FactoryError(
+                    f"building the root file system of {spec.name} failed (exit {proc.returncode}):\n"
+                    f"{(proc.stdout + proc.stderr)[-4000:]}"
+                )
             docker(
                 "import",
                 "--change",
@@ -443,8 +582,6 @@ class Factory:
                 str(tarball),
                 ref,
             )
-        except subprocess.CalledProcessError as exc:
-            raise FactoryError(f"building the root file system of {spec.name} failed (exit {exc.returncode})") from exc
         finally:
             tarball.unlink(missing_ok=True)
 
@@ -459,11 +596,11 @@ class Factory:
             for artifact in spec.maven:
                 fetch_maven(artifact, context)
             if spec.go_build:
-                started = time.monotonic()
+                started = self.clock()
                 _ignored, cached = build_go(
                     spec.go_build, context, self.go_version(), ROOT / ".cache" / "images" / "go"
                 )
-                how = "cached" if cached else f"built in {time.monotonic() - started:.0f}s"
+                how = "cached" if cached else f"built in {self.clock() - started:.0f}s"
                 self.say(f"go    {spec.go_build['output']:<16} {spec.go_build['module']}  {how}")
             proc = docker(
                 "build",

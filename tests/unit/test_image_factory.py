@@ -3,7 +3,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -207,3 +210,225 @@ def test_bytecode_caches_are_not_inputs(tmp_path):
     assert factory.context_digest(tmp_path) == before
     (tmp_path / "pkg" / "code.py").write_text("x = 2\n")
     assert factory.context_digest(tmp_path) != before
+
+
+# --- building side by side ---------------------------------------------------
+
+
+def test_dockerfile_using_another_lab_image_is_rejected(images):
+    """Only the parent is built before an image: a Dockerfile naming another lab image could find it missing."""
+    dockerfile = images / "telegraf" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "COPY --from=parrotpark/lab-ferretdb:current /x /x\n")
+    with pytest.raises(factory.FactoryError, match=r"telegraf/Dockerfile line \d+ names a lab image"):
+        factory.load_manifest(images / "images.yml")
+
+
+def test_image_jobs_default_and_override():
+    assert factory.image_jobs({}) == 2
+    assert factory.image_jobs({"PARROTPARK_IMAGE_JOBS": ""}) == 2
+    assert factory.image_jobs({"PARROTPARK_IMAGE_JOBS": "1"}) == 1
+    assert factory.image_jobs({"PARROTPARK_IMAGE_JOBS": "8"}) == 8
+
+
+@pytest.mark.parametrize("value", ["0", "x", "9", "-1", "2.5"])
+def test_image_jobs_out_of_range_is_refused_naming_the_variable(value):
+    with pytest.raises(factory.FactoryError, match=rf"PARROTPARK_IMAGE_JOBS='{re.escape(value)}': expected an integer"):
+        factory.image_jobs({"PARROTPARK_IMAGE_JOBS": value})
+
+
+def test_startable_waits_for_needs_and_stops_after_a_failure():
+    order = ["root", "a", "b", "child-of-a"]
+    needs = {"a": {"root"}, "b": {"root"}, "child-of-a": {"a"}}
+    assert factory.startable(order, needs, set(), set(), set()) == ["root"]
+    assert factory.startable(order, needs, set(), {"root"}, set()) == []
+    assert factory.startable(order, needs, {"root"}, set(), set()) == ["a", "b"]
+    assert factory.startable(order, needs, {"root"}, {"a"}, set()) == ["b"]
+    assert factory.startable(order, needs, {"root", "a"}, {"b"}, set()) == ["child-of-a"]
+    # After a failure nothing new starts, though "b" and "child-of-a" could.
+    assert factory.startable(order, needs, {"root", "a"}, set(), {"x"}) == []
+
+
+class Recorder:
+    """A fake build: records starts and ends (thread-safe) and the most builds seen at once."""
+
+    def __init__(self, wait=None, fail=()):
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, str]] = []
+        self.running = 0
+        self.most = 0
+        self.wait = wait or {}
+        self.fail = set(fail)
+
+    def __call__(self, name):
+        with self.lock:
+            self.events.append(("start", name))
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            if name in self.wait:
+                self.wait[name]()
+            else:
+                time.sleep(0.01)
+            if name in self.fail:
+                raise factory.FactoryError(f"docker build of {name} failed:\nstep 3: no space left")
+            return f"made {name}"
+        finally:
+            with self.lock:
+                self.running -= 1
+                self.events.append(("end", name))
+
+    def started(self):
+        return [name for what, name in self.events if what == "start"]
+
+    def index(self, what, name):
+        return self.events.index((what, name))
+
+
+def manifest_graph():
+    specs = factory.load_manifest()[1]
+    return list(specs), {name: {spec.parent} if spec.parent else set() for name, spec in specs.items()}
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 4])
+def test_parents_are_always_built_before_their_children(jobs):
+    order, needs = manifest_graph()
+    work = Recorder()
+    done, failed = factory.run_graph(order, needs, work, jobs)
+    assert failed == {} and done == {name: f"made {name}" for name in order}
+    for name, parents in needs.items():
+        for parent in parents:
+            assert work.index("end", parent) < work.index("start", name), f"{name} started before {parent} ended"
+    assert work.most <= jobs
+
+
+def test_two_jobs_build_two_independent_images_at_once():
+    # Each waits for the other to have started: they pass only if both run at the same time.
+    meet = threading.Barrier(2, timeout=5)
+    order, needs = ["rootfs-trixie", "rootfs-bookworm"], {}
+    work = Recorder(wait={"rootfs-trixie": meet.wait, "rootfs-bookworm": meet.wait})
+    done, failed = factory.run_graph(order, needs, work, jobs=2)
+    assert set(done) == set(order) and failed == {} and work.most == 2
+    # With one job they run one after the other (the barrier breaks: both fail, the second is never started).
+    meet = threading.Barrier(2, timeout=0.2)
+    work = Recorder(wait={"rootfs-trixie": meet.wait, "rootfs-bookworm": meet.wait})
+    done, failed = factory.run_graph(order, needs, work, jobs=1)
+    assert list(failed) == ["rootfs-trixie"] and work.started() == ["rootfs-trixie"] and work.most == 1
+
+
+def test_a_failure_starts_nothing_new_and_lets_the_running_build_finish():
+    order = ["litellm", "ferretdb", "telegraf", "caddy"]
+    litellm_failed = threading.Event()
+
+    def litellm():
+        litellm_failed.set()
+
+    def ferretdb():  # still running when litellm fails
+        assert litellm_failed.wait(5)
+        time.sleep(0.3)
+
+    work = Recorder(wait={"litellm": litellm, "ferretdb": ferretdb}, fail={"litellm"})
+    done, failed = factory.run_graph(order, {}, work, jobs=2)
+    assert list(failed) == ["litellm"] and "no space left" in str(failed["litellm"])
+    assert done == {"ferretdb": "made ferretdb"}
+    assert work.started() == ["litellm", "ferretdb"]  # telegraf and caddy were free to start, but did not
+
+
+def test_images_that_can_never_start_are_reported():
+    with pytest.raises(factory.FactoryError, match="cannot build child: they wait for missing"):
+        factory.run_graph(["child"], {"child": {"missing"}}, Recorder(), jobs=2)
+
+
+@pytest.fixture
+def fake_engine(monkeypatch):
+    """Factory.build without docker: which images exist, what got tagged, what got built (and a fake clock)."""
+    monkeypatch.delenv("PARROTPARK_EXTRA_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("PARROTPARK_IMAGE_JOBS", raising=False)
+    monkeypatch.setattr(factory, "host_go_version", lambda: "go1.26.0")
+    engine = SimpleNamespace(existing=set(), tagged=[], fail=set(), now=[0.0], work=Recorder())
+
+    def docker(*args, check=True):
+        if args[0] == "tag":
+            engine.tagged.append(args[2])
+        return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
+
+    def build(self, spec, ref):
+        engine.work(spec.name)
+        if spec.name in engine.fail:
+            raise factory.FactoryError(f"docker build of {spec.name} failed:\nnpm ERR! network timeout")
+        with engine.work.lock:
+            engine.now[0] += 5
+        engine.existing.add(ref)
+
+    monkeypatch.setattr(factory, "docker", docker)
+    monkeypatch.setattr(factory, "image_exists", lambda ref: ref in engine.existing)
+    monkeypatch.setattr(factory.Factory, "_build_rootfs", build)
+    monkeypatch.setattr(factory.Factory, "_build_dockerfile", build)
+    made = factory.Factory()
+    made.clock = lambda: engine.now[0]
+    engine.factory = made
+    return engine
+
+
+def test_build_reports_each_image_on_one_line_and_the_total(fake_engine, monkeypatch, capsys):
+    monkeypatch.setenv("PARROTPARK_IMAGE_JOBS", "1")
+    made = fake_engine.factory
+    names = list(made.images)
+    made.build([])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines if line.startswith("image ")] == names
+    assert all(line.endswith("built in 5s") for line in lines if line.startswith("image "))
+    assert lines[-1] == f"images: {len(names)} built, 0 cached in {5 * len(names)}s (jobs 1)"
+    assert fake_engine.tagged == [f"parrotpark/lab-{name}:current" for name in names]
+
+    # A warm run: every image cached, nothing built, and no "built in" for scripts/test.sh to take as cold.
+    warm = factory.Factory()
+    fake_engine.work.events.clear()
+    monkeypatch.setenv("PARROTPARK_IMAGE_JOBS", "2")
+    warm.build(["hello"])
+    out = capsys.readouterr().out
+    assert fake_engine.work.events == []
+    assert out.splitlines()[-1].startswith("images: 0 built, 3 cached in ") and out.endswith("(jobs 2)\n")
+    assert "built in" not in out
+
+
+def test_build_failure_names_the_image_and_tags_nothing_of_it(fake_engine, monkeypatch, capsys):
+    monkeypatch.setenv("PARROTPARK_IMAGE_JOBS", "1")
+    fake_engine.fail = {"librechat-double"}
+    made = fake_engine.factory
+    names = list(made.images)
+    failed_at = names.index("librechat-double")
+    with pytest.raises(factory.FactoryError) as caught:
+        made.build([])
+    message = str(caught.value)
+    assert message.startswith("image librechat-double failed: docker build of librechat-double failed")
+    assert "npm ERR! network timeout" in message
+    assert message.endswith("not started after the failure: " + ", ".join(names[failed_at + 1 :]))
+    assert fake_engine.work.started() == names[: failed_at + 1]
+    assert fake_engine.tagged == [f"parrotpark/lab-{name}:current" for name in names[:failed_at]]
+    assert made.ready == set(names[:failed_at])
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.startswith(f"images: {failed_at} built, 0 cached, 1 failed in ")
+
+
+@pytest.mark.parametrize("value", ["0", "x", "9"])
+def test_build_refuses_a_bad_job_count_before_building(fake_engine, monkeypatch, value):
+    monkeypatch.setenv("PARROTPARK_IMAGE_JOBS", value)
+    with pytest.raises(factory.FactoryError, match="PARROTPARK_IMAGE_JOBS"):
+        fake_engine.factory.build([])
+    assert fake_engine.work.events == []
+
+
+def test_build_runs_two_images_at_once_by_default(fake_engine, capsys):
+    made = fake_engine.factory
+    meet = threading.Barrier(2, timeout=5)  # the two root file systems pass only together
+    fake_engine.work.wait = {"rootfs-trixie": meet.wait, "rootfs-bookworm": meet.wait}
+    made.build([])
+    assert fake_engine.work.most == 2
+    for name in made.images:
+        parent = made.images[name].parent
+        if parent:
+            assert fake_engine.work.index("end", parent) < fake_engine.work.index("start", name)
+    lines = capsys.readouterr().out.splitlines()
+    # Whole lines only: one per image, then the summary.
+    assert all(re.fullmatch(r"image \S+ +parrotpark/lab-\S+:\w+  built in \d+s", line) for line in lines[:-1])
+    assert re.fullmatch(rf"images: {len(made.images)} built, 0 cached in \d+s \(jobs 2\)", lines[-1])
