@@ -17,6 +17,8 @@ Commands:
   status                       what the schedule says now, the last runs and, on demand, the GPU's state
   waker-address                where Caddy sends the GPU's routes while it is off (empty: scheduled mode)
   event NAME [--data JSON]     tell the waker what happened (healthy, destroyed, boot_failed, ...)
+  report --ledger F --usage F --out DIR [--prices F] [--month YYYY-MM] [--timezone TZ] [--schedule F]
+                               the month's cost and usage report (gpu_report.py, docs/cost-report.md)
 
 On demand (scheduler_mode on_demand or hybrid) the waker (gpu_waker.py, the
 service parrotpark-gpu-waker) decides when the GPU runs and starts the up and
@@ -578,6 +580,21 @@ def cmd_event(settings: dict[str, Any], args: argparse.Namespace) -> int:
     return tell_waker(settings, args.name, data)
 
 
+def cmd_report(_settings: dict[str, Any], args: argparse.Namespace) -> int:
+    # The report engine (gpu_report.py, installed beside this file); imported here: the other commands need none.
+    import gpu_report
+
+    return gpu_report.run(
+        args.ledger,
+        args.usage,
+        args.prices,
+        args.out,
+        month=args.month,
+        timezone_name=args.timezone,
+        schedule=args.report_schedule,
+    )
+
+
 def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="parrotpark-gpu", description="Bring the Parrotpark GPU server up and down on a schedule."
@@ -616,6 +633,17 @@ def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
     event.add_argument("name", choices=EVENTS)
     event.add_argument("--data", help="the event's fields, a JSON object")
     event.set_defaults(handler=cmd_event)
+    report = commands.add_parser("report", help="the month's cost and usage report from an exported ledger and usage")
+    report.add_argument("--ledger", required=True, help="the GPU sessions, a JSON list (LEDGER.json)")
+    report.add_argument("--usage", required=True, help="tokens per day, model and user (USAGE.csv)")
+    report.add_argument("--prices", help="price table (YAML); default: hosted_prices.yml beside gpu_report.py")
+    report.add_argument("--out", required=True, help="folder that receives report.html, report.json, report.csv, plots")
+    report.add_argument("--month", help="YYYY-MM (default: the month of the latest data)")
+    report.add_argument("--timezone", default="Europe/Paris", help="days and months in this zone (Europe/Paris)")
+    report.add_argument(
+        "--schedule", dest="report_schedule", help="days and hours of the scheduled mode (YAML), to price it"
+    )
+    report.set_defaults(handler=cmd_report)
     return top
 
 
