@@ -6,8 +6,10 @@ session that starts in September, one that ends in November, one across
 midnight, one across the end of summer time, a one-second failed wake),
 usage.csv, prices.yml (round test prices, USD at 1.25 per EUR, a cache volume
 and a flexible IPv4), schedule.yml (Mon-Fri 08:00-19:00, 2025-10-10 off),
-ledger_running.json (a session still running) and ledger_march.json (the
-23-hour day of 30 March 2025).
+ledger_running.json (a session still running), ledger_march.json (the
+23-hour day of 30 March 2025) and gpu-sessions.jsonl (the waker's own ledger,
+one event a line, November 2025: a timer session, a wake, a wake that never
+became healthy and a manual session still running).
 """
 
 from __future__ import annotations
@@ -499,6 +501,140 @@ def test_bad_input_writes_no_report_and_keeps_the_previous_one(tmp_path, capsys)
     assert gr.run(str(bad), str(USAGE), str(PRICES), str(kept), month="2025-10", now=LATER) == 2
     assert {path.name: path.read_bytes() for path in kept.iterdir()} == before
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == []  # no staging left
+
+
+# --------------------------------------------------------------------------
+# The waker's ledger: gpu-sessions.jsonl, one event a line
+# --------------------------------------------------------------------------
+
+EVENTS = FIXTURES / "gpu-sessions.jsonl"
+EMPTY_USAGE = FIXTURES / "usage_empty.csv"
+
+
+def november(ledger=EVENTS, **kwargs):
+    return gr.build(ledger, EMPTY_USAGE, PRICES, month="2025-11", now=LATER, **kwargs)
+
+
+def test_the_wakers_events_become_sessions():
+    sessions = gr.load_ledger(EVENTS)
+    paris = [
+        (
+            session.row,
+            session.started_by,
+            session.started.astimezone(gr.ZoneInfo("Europe/Paris")).isoformat(),
+            session.healthy and session.healthy.astimezone(gr.ZoneInfo("Europe/Paris")).isoformat(),
+            session.stopped and session.stopped.astimezone(gr.ZoneInfo("Europe/Paris")).isoformat(),
+            session.commercial_type,
+            session.zone,
+            session.price,
+        )
+        for session in sessions
+    ]
+    assert paris == [
+        # the first healthy (08:04:10), not the one after a restart (13:05)
+        (1, "timer", "2025-11-03T08:00:00+01:00", "2025-11-03T08:04:10+01:00", "2025-11-03T19:00:40+01:00",
+         "L4-1-24G", "fr-par-2", Decimal("0.79")),
+        # the price of the healthy row (0.81), not the created row's default (0.79)
+        (6, "wake", "2025-11-04T21:10:20+01:00", "2025-11-04T21:17:20+01:00", "2025-11-04T21:41:00+01:00",
+         "L4-1-24G", "fr-par-2", Decimal("0.81")),
+        # boot failed: never healthy, type and zone unknown, the created row's price; line 11 (line 8 is blank)
+        (11, "wake", "2025-11-05T10:00:00+01:00", None, "2025-11-05T10:20:30+01:00", None, None, Decimal("0.79")),
+        # no destroyed line: still running
+        (14, "manual", "2025-11-28T16:00:00+01:00", "2025-11-28T16:06:00+01:00", None, "L4-1-24G", "fr-par-2",
+         Decimal("0.79")),
+    ]  # fmt: skip
+    assert {session.instance for session in sessions} == {"parrotpark-gpu"}
+
+
+def test_the_report_of_the_wakers_ledger():
+    report = november()
+    # timer  3 Nov 08:00:00 -> 19:00:40: 11 h 0 min 40 s, rounded up to 661 min x 0.79 / 60 = 8.703167
+    # wake   4 Nov 21:10:20 -> 21:41:00: 30 min 40 s -> 31 min x 0.81 / 60 = 0.4185 (0.41 at the created price)
+    # wake   5 Nov 10:00:00 -> 10:20:30 (boot failed): 20 min 30 s -> 21 min x 0.79 / 60 = 0.2765
+    # manual 28 Nov 16:00 -> still running, billed to 1 Dec 00:00: 8 h + 2 x 24 h = 3360 min x 0.79 / 60 = 44.24
+    assert report["gpu_minutes"] == 4073  # 661 + 31 + 21 + 3360
+    assert report["gpu_hours"] == Decimal("67.88")  # 4073 / 60 = 67.883
+    assert report["gpu_hours_floor"] == Decimal("11.02")  # 661 / 60 = 11.0167
+    assert report["gpu_hours_on_demand"] == Decimal("56.87")  # 3412 / 60 = 56.8667
+    assert report["gpu_eur"] == Decimal("53.64")  # 8.703167 + 0.4185 + 0.2765 + 44.24 = 53.638167
+    assert day(report, "2025-11-04")["gpu_eur"] == Decimal("0.42")  # 0.4185, half up
+    assert day(report, "2025-11-05")["gpu_eur"] == Decimal("0.28")  # 0.2765, half up
+    assert (day(report, "2025-11-28")["gpu_minutes_on_demand"], day(report, "2025-11-30")["gpu_eur"]) == (
+        480,
+        Decimal("18.96"),  # 1440 x 0.79 / 60
+    )
+    # the wakes: 4 Nov healthy after 420 s; 5 Nov never healthy (the manual session is not a cold start)
+    assert (report["cold_starts"], report["wakes_never_healthy"]) == (2, 1)
+    assert (report["wake_seconds_p50"], report["wake_seconds_p95"]) == (420, 420)
+    assert (report["sessions"], report["mode_as_run"]) == (4, "hybrid")
+    assert report["running_sessions"] == [
+        {"instance": "parrotpark-gpu", "row": 14, "billed_until": "2025-12-01T00:00:00+01:00"}
+    ]
+    assert any("ledger line 14" in note and "still running" in note for note in report["notes"])
+
+
+def test_json_lines_are_read_whatever_the_files_name(tmp_path):
+    copy = tmp_path / "ledger.json"
+    copy.write_text(EVENTS.read_text())
+    assert november(copy)["gpu_eur"] == Decimal("53.64")
+
+
+def test_a_session_without_destroyed_before_the_next_one_is_billed_up_to_it(tmp_path):
+    lines = [line for line in EVENTS.read_text().splitlines() if '"destroyed"' not in line or "11-04" not in line]
+    ledger = tmp_path / "gpu-sessions.jsonl"
+    ledger.write_text("\n".join(lines) + "\n")
+    report = november(ledger)
+    # the 4 Nov wake loses its destroyed line: billed up to the next start, 5 Nov 10:00:00, not to the month's end:
+    # 21:10:20 -> 24:00 is 169 min 40 s, 170 minutes on the 4th (begun by 23:59:20), 600 on the 5th up to 10:00
+    assert day(report, "2025-11-04")["gpu_minutes_on_demand"] == 170
+    assert day(report, "2025-11-05")["gpu_minutes_on_demand"] == 600 + 21
+    assert len(report["running_sessions"]) == 1  # only the manual one
+    assert any("line 6" in note and "no 'destroyed' line" in note for note in report["notes"])
+
+
+def _events(tmp_path, line, old, new):
+    lines = EVENTS.read_text().split("\n")
+    assert old in lines[line - 1]
+    lines[line - 1] = lines[line - 1].replace(old, new, 1)
+    path = tmp_path / "gpu-sessions.jsonl"
+    path.write_text("\n".join(lines))
+    return path
+
+
+EVENT_ERRORS = [
+    (3, '"event": "healthy", ', "", ["gpu-sessions.jsonl", "line 3", "'event'", "missing"]),
+    (9, '"at": "2025-11-04T21:31:00+01:00", ', "", ["line 9", "'at'", "missing"]),
+    (2, '"healthy"', '"ready"', ["line 2", "'event'", "created, healthy, idle, boot_failed, destroyed"]),
+    (7, '"trigger": "wake"', '"trigger": "cron"', ["line 7", "'trigger'", "timer, wake, manual"]),
+    (7, '"trigger": "wake"', '"trigger": "timer"', ["line 7", "'trigger'", "differs from 'wake' on line 6"]),
+    (13, '"at": "2025-11-05T10:20:30+01:00"', '"at": "2025-11-05T10:20:30"', ["line 13", "'at'", "no UTC offset"]),
+    (6, '"session": "2025-11-04T21:10:20+01:00"', '"session": "4 Nov"', ["line 6", "'session'", "ISO 8601"]),
+    (11, '"at": "2025-11-05T10:00:00+01:00"', '"at": "2025-11-05T09:59:00+01:00"', ["line 11", "'at'", "before the"]),
+    (7, '"at": "2025-11-04T21:17:20+01:00"', '"at": "2025-11-04T21:45:00+01:00"', ["line 7", "after", "(line 10)"]),
+    (14, '"hourly_price_eur": 0.79', '"hourly_price_eur": -0.79', ["line 14", "'hourly_price_eur'", "at least 0"]),
+    (15, '"zone": "fr-par-2"', '"zone": 2', ["line 15", "'zone'", "string or null"]),
+    (5, "}", "", ["line 5", "not valid JSON"]),
+    (5, '{"session"', '["session"', ["line 5", "not valid JSON"]),
+]
+
+
+@pytest.mark.parametrize(("line", "old", "new", "words"), EVENT_ERRORS)
+def test_a_bad_line_of_the_wakers_ledger_names_file_line_and_field(tmp_path, line, old, new, words):
+    with pytest.raises(gr.ReportError) as caught:
+        november(_events(tmp_path, line, old, new))
+    for word in words:
+        assert word in str(caught.value), str(caught.value)
+
+
+def test_the_command_reads_the_wakers_ledger(tmp_path):
+    out = tmp_path / "report"
+    assert gr.run(str(EVENTS), str(EMPTY_USAGE), str(PRICES), str(out), month="2025-11", now=LATER) == 0
+    data = json.loads((out / "report.json").read_text())
+    assert (data["gpu_hours"], data["gpu_eur"], data["cold_starts"]) == (67.88, 53.64, 2)
+    bad = _events(tmp_path, 7, '"trigger": "wake"', '"trigger": "cron"')
+    fresh = tmp_path / "fresh"
+    assert gr.run(str(bad), str(EMPTY_USAGE), str(PRICES), str(fresh), month="2025-11", now=LATER) == 2
+    assert not fresh.exists()
 
 
 # --------------------------------------------------------------------------

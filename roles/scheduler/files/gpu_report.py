@@ -1,7 +1,8 @@
 """gpu_report: what the Parrotpark GPU cost and what it served, for one month (issue 17).
 
-The report engine behind ``parrotpark-gpu report``: it reads an exported GPU
-session ledger (JSON), the usage per day, model and user (CSV) and a price
+The report engine behind ``parrotpark-gpu report``: it reads the GPU session
+ledger (a JSON list of sessions, or the waker's own gpu-sessions.jsonl, one
+event a line), the usage per day, model and user (CSV) and a price
 table (YAML), and writes DIR/report.html (plots embedded), DIR/report.json,
 DIR/report.csv (one row per day) and the plots as PNG files. docs/cost-report.md
 describes the formats, the arithmetic and the price table.
@@ -56,6 +57,11 @@ LEDGER_FIELDS = (
     "stopped",
     "started_by",
 )
+# The waker's ledger (gpu_waker.Waker._record): one JSON object a line, one line per session event.
+EVENT_FIELDS = ("session", "event", "at", "trigger", "hourly_price_eur")
+EVENT_OPTIONAL = ("reason", "commercial_type", "zone")
+EVENTS = ("created", "healthy", "idle", "boot_failed", "destroyed")
+WAKER_INSTANCE = "parrotpark-gpu"
 USAGE_FIELDS = ("day", "model", "user", "prompt_tokens", "completion_tokens", "served_by")
 # Who started a session: the schedule's timer is the floor, a user's request (wake) or an operator (manual) is demand.
 STARTERS = {"timer": "floor", "wake": "on_demand", "manual": "on_demand"}
@@ -103,19 +109,25 @@ class ReportError(Exception):
 
 @dataclass(frozen=True)
 class Session:
-    row: int
+    row: int  # the row of LEDGER.json, or the line of the session's first event in the waker's ledger
     instance: str
-    commercial_type: str
-    zone: str
+    commercial_type: str | None  # None: the waker's ledger does not say (a session that never became healthy)
+    zone: str | None
     price: Decimal  # EUR per hour
     started: datetime  # UTC
     healthy: datetime | None
     stopped: datetime | None  # None: still running
     started_by: str
+    where: str = ""  # how the notes name it; default "ledger row N"
+    note: str | None = None  # something the report must say about this session (a stop inferred)
 
     @property
     def kind(self) -> str:
         return STARTERS[self.started_by]
+
+    @property
+    def place(self) -> str:
+        return self.where or f"ledger row {self.row}"
 
     def billed_minutes(self, until: datetime) -> int:
         """Minutes billed from the start to the stop (or ``until`` while running), rounded up."""
@@ -247,8 +259,13 @@ def _day(value: Any, path: str | Path, where: str, field: str) -> date:
 
 
 def load_ledger(path: str | Path) -> list[Session]:
-    """The sessions of LEDGER.json (a JSON list of objects), each checked."""
+    """The sessions of LEDGER.json (a JSON list of objects), or of the waker's JSON lines, each checked.
+
+    A file named ``*.jsonl``, or whose text begins with ``{`` (a JSON list begins with ``[``), is read as the
+    waker's ledger (load_events)."""
     text = _read_text(path, "ledger")
+    if Path(path).suffix == ".jsonl" or text.lstrip().startswith("{"):
+        return sessions_from_events(load_events(path, text), path)
     try:
         data = json.loads(text, parse_float=Decimal)
     except ValueError as exc:
@@ -295,6 +312,159 @@ def _session(item: Any, path: str | Path, number: int) -> Session:
         stopped=stopped,
         started_by=started_by,
     )
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the waker's ledger gpu-sessions.jsonl."""
+
+    line: int
+    session: datetime  # UTC: the session's start (the wake), which names the session
+    session_text: str
+    event: str
+    at: datetime  # UTC
+    at_text: str
+    trigger: str
+    reason: str | None
+    commercial_type: str | None
+    zone: str | None
+    price: Decimal
+
+
+def load_events(path: str | Path, text: str | None = None) -> list[Event]:
+    """The lines of the waker's ledger, each checked (blank lines are skipped)."""
+    if text is None:
+        text = _read_text(path, "ledger")
+    events = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            item = json.loads(line, parse_float=Decimal)
+        except ValueError as exc:
+            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise ReportError(
+                path,
+                where,
+                None,
+                f"not valid JSON ({detail}): the waker's ledger has one JSON object a line "
+                "(a LEDGER.json list begins with '[')",
+            ) from None
+        events.append(_event(item, path, number))
+    return events
+
+
+def _event(item: Any, path: str | Path, number: int) -> Event:
+    where = f"line {number}"
+    if not isinstance(item, dict):
+        raise ReportError(path, where, None, f"must be a JSON object (one session event), got {type(item).__name__}")
+    for field in EVENT_FIELDS:
+        if field not in item:
+            raise ReportError(
+                path,
+                where,
+                field,
+                f"missing; every line of the waker's ledger has {', '.join(EVENT_FIELDS)} "
+                f"(and {', '.join(EVENT_OPTIONAL)}, which may be null)",
+            )
+    event = item["event"]
+    if event not in EVENTS:
+        raise ReportError(path, where, "event", f"must be one of {', '.join(EVENTS)}, got {event!r}")
+    trigger = item["trigger"]
+    if trigger not in STARTERS:
+        raise ReportError(path, where, "trigger", f"must be one of {', '.join(STARTERS)}, got {trigger!r}")
+    session = _moment(item["session"], path, where, "session")
+    at = _moment(item["at"], path, where, "at")
+    if at < session:
+        raise ReportError(
+            path, where, "at", f"{item['at']} is before the session's start {item['session']} (field 'session')"
+        )
+    optional = {}
+    for field in EVENT_OPTIONAL:
+        value = item.get(field)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise ReportError(path, where, field, f"must be a non-empty string or null, got {value!r}")
+        optional[field] = None if value is None else value.strip()
+    return Event(
+        line=number,
+        session=session,
+        session_text=item["session"].strip(),
+        event=event,
+        at=at,
+        at_text=item["at"].strip(),
+        trigger=trigger,
+        reason=optional["reason"],
+        commercial_type=optional["commercial_type"],
+        zone=optional["zone"],
+        price=_number(item["hourly_price_eur"], path, where, "hourly_price_eur"),
+    )
+
+
+def sessions_from_events(events: list[Event], path: str | Path) -> list[Session]:
+    """The sessions of the waker's events, grouped by their ``session`` (its start), in the order they started.
+
+    started is the session's start, healthy the first ``healthy`` event (a restart makes more), stopped the first
+    ``destroyed`` (none: still running). The type, zone and price are the first ``healthy`` row's (the server's
+    own); without one, the price is the ``created`` row's (else the first row's) and the type and zone those of
+    any row that has them, else unknown. A session with no ``destroyed`` that a later session follows cannot
+    still run (the waker runs one GPU server at a time): it is billed up to the next start, and a note says so."""
+    groups: dict[datetime, list[Event]] = {}
+    for event in events:
+        groups.setdefault(event.session, []).append(event)
+    starts = sorted(groups)
+    sessions = []
+    for index, start in enumerate(starts):
+        group = groups[start]
+        first = group[0]
+        for event in group[1:]:
+            if event.trigger != first.trigger:
+                raise ReportError(
+                    path,
+                    f"line {event.line}",
+                    "trigger",
+                    f"{event.trigger!r} differs from {first.trigger!r} on line {first.line} of the same session "
+                    f"{first.session_text}",
+                )
+        found = {kind: next((event for event in group if event.event == kind), None) for kind in EVENTS}
+        healthy, destroyed, created = found["healthy"], found["destroyed"], found["created"]
+        stopped = destroyed.at if destroyed else None
+        note = None
+        if destroyed is None and index + 1 < len(starts):
+            following = groups[starts[index + 1]][0]
+            stopped = following.session
+            note = (
+                f"Session {first.session_text} ({path} line {first.line}) has no 'destroyed' line, yet the next "
+                f"session started at {following.session_text} (line {following.line}): billed up to then, "
+                "which may be less than what the cloud billed (check the invoice)."
+            )
+        if healthy is not None and stopped is not None and healthy.at > stopped:
+            ended = (
+                f"was destroyed at {destroyed.at_text} (line {destroyed.line})"
+                if destroyed
+                else f"ended, the next one starting at {following.session_text} (line {following.line})"
+            )
+            raise ReportError(
+                path, f"line {healthy.line}", "at", f"healthy at {healthy.at_text}, after the session {ended}"
+            )
+        described = healthy or next((event for event in group if event.commercial_type or event.zone), None)
+        priced = healthy or created or first
+        sessions.append(
+            Session(
+                row=first.line,
+                instance=WAKER_INSTANCE,
+                commercial_type=described.commercial_type if described else None,
+                zone=described.zone if described else None,
+                price=priced.price,
+                started=start,
+                healthy=healthy.at if healthy else None,
+                stopped=stopped,
+                started_by=first.trigger,
+                where=f"ledger line {first.line}, session {first.session_text}",
+                note=note,
+            )
+        )
+    return sessions
 
 
 def load_usage(path: str | Path) -> list[Usage]:
@@ -675,11 +845,13 @@ def _gpu(report: dict[str, Any], period: Period, sessions: list[Session]) -> Dec
             involved.append(session)
         minutes[session.kind] += inside
         eur += inside * session.price / 60
+        if session.note and inside:
+            report["notes"].append(session.note)
         if session.stopped is None and inside:
             until = min(now, end)
             why = "the end of the month" if until == end else "now (the report's time)"
             report["notes"].append(
-                f"Session {session.instance} (ledger row {session.row}), started "
+                f"Session {session.instance} ({session.place}), started "
                 f"{session.started.astimezone(zone):%Y-%m-%d %H:%M %Z}, is still running: billed up to {why}, "
                 f"{until.astimezone(zone):%Y-%m-%d %H:%M %Z}."
             )
