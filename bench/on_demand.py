@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/on_demand.py --trace bench/traces/parrotpark-evaluation.csv --mode on_demand \\
         [--idle-minutes N] [--boot-minutes M] [--config inventory-like.yml] [--hourly-price EUR] [--json]
+        [--ledger-out LEDGER.json] [--usage-out USAGE.csv]
 
 The trace is a CSV file with the header timestamp,user,prompt_tokens,completion_tokens
 (ISO 8601 timestamps with an offset, one row per request; bench/parrotpark_trace.py makes one).
@@ -26,6 +27,13 @@ The period is the trace's days, from local midnight of the first to local midnig
 excluded). Monthly figures are scaled to the working month: the per-working-day value times
 (days a week x 365.25 / 7 / 12), 21.74 working days for Monday to Friday.
 
+--ledger-out and --usage-out write the replay as the inputs of the cost report
+(roles/scheduler/files/gpu_report.py, docs/cost-report.md): the simulated sessions as LEDGER.json
+(instance parrotpark-gpu, an L4-1-24G in fr-par-2 at the hourly price, started at the wake, healthy
+when the boot is over, stopped at the destroy, started_by timer or wake) and the requests served as
+USAGE.csv, their tokens per day (the day they were served) and user, model mistral-nemo-12b, served_by
+local; refused requests are not in it (the GPU did not serve them).
+
 Settings: the policy's defaults (gpu_policy.DEFAULTS), except that the floor window is Parrotpark's
 evaluation's, Monday to Friday 08:00-18:00 Europe/Paris (10 h a working day), then the scheduler
 variables of ``--config`` (scheduler_time_zone, scheduler_days, scheduler_up_time,
@@ -38,6 +46,7 @@ from __future__ import annotations
 import argparse
 import csv
 import heapq
+import io
 import json
 import math
 import re
@@ -61,6 +70,12 @@ DECODE_PER_SECOND = 25
 COLD_REASONS = ("starting", "min_off", "restarting")
 # --users-wait: a user's requests less than this apart are one conversation.
 CONVERSATION_GAP = timedelta(minutes=15)
+# --ledger-out and --usage-out: what the report is told the replay ran and served.
+INSTANCE = "parrotpark-gpu"
+COMMERCIAL_TYPE = "L4-1-24G"
+ZONE = "fr-par-2"
+MODEL = "mistral-nemo-12b"
+USAGE_HEADER = ["day", "model", "user", "prompt_tokens", "completion_tokens", "served_by"]
 
 
 class TraceError(ValueError):
@@ -138,6 +153,7 @@ class Session:
     trigger: str
     end: datetime | None = None
     reason: str | None = None
+    healthy: datetime | None = None
 
 
 @dataclass
@@ -156,6 +172,7 @@ class Replay:
     delay: dict[str, timedelta] = field(default_factory=dict)  # --users-wait: how late each user's conversation runs
     last_seen: dict[str, datetime] = field(default_factory=dict)  # the trace time of each user's last request
     parked: dict[str, list[Row]] = field(default_factory=dict)  # follow-ups of a user whose request waits
+    served_rows: list[tuple[datetime, Row]] = field(default_factory=list)  # (when it was served, the request)
     cold: int = 0
     refused: int = 0
     served: int = 0
@@ -171,7 +188,7 @@ class Replay:
             if isinstance(action, policy.Wake):
                 self.sessions.append(Session(event.at, action.trigger))
                 self.push(event.at + timedelta(minutes=self.config.boot_minutes), "healthy")
-            elif isinstance(action, policy.Destroy) and action.server is None:
+            elif isinstance(action, policy.Destroy):  # the session's server (the reaper is not replayed)
                 self.sessions[-1].end = event.at
                 self.sessions[-1].reason = action.reason
                 self.push(event.at, "destroyed")
@@ -179,6 +196,7 @@ class Replay:
 
     def serve(self, row: Row, at: datetime) -> None:
         self.served += 1
+        self.served_rows.append((at, row))
         self.push(at + timedelta(seconds=row.service_seconds), "finished")
         if at > row.at and self.users_wait:  # answered late: the rest of the conversation runs late too
             self.delay[row.user] = self.delay.get(row.user, timedelta(0)) + (at - row.at)
@@ -224,6 +242,8 @@ class Replay:
         self.apply(policy.ServerHealthy(at))
         if self.state.phase != "ready":
             return
+        if self.sessions and self.sessions[-1].end is None and self.sessions[-1].healthy is None:
+            self.sessions[-1].healthy = at
         for row in self.held:
             self.waits.append((at - row.at).total_seconds())
             self.serve(row, at)
@@ -269,8 +289,8 @@ class Replay:
                 session.end, session.reason = now, "end_of_replay"
 
 
-def simulate(config: policy.Config, rows: list[Row], *, users_wait: bool = False) -> dict[str, Any]:
-    """Replay ``rows`` through the policy; the figures of the report."""
+def replay_trace(config: policy.Config, rows: list[Row], *, users_wait: bool = False) -> Replay:
+    """Replay ``rows`` through the policy, from local midnight of the first day to midnight after the last."""
     zone = config.zone
     first = rows[0].at.astimezone(zone).date()
     last = rows[-1].at.astimezone(zone).date()
@@ -278,6 +298,18 @@ def simulate(config: policy.Config, rows: list[Row], *, users_wait: bool = False
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=zone)
     replay = Replay(config, users_wait=users_wait)
     replay.run(rows, start, end)
+    return replay
+
+
+def simulate(
+    config: policy.Config, rows: list[Row], *, users_wait: bool = False, replay: Replay | None = None
+) -> dict[str, Any]:
+    """Replay ``rows`` through the policy (or take ``replay``, their replay); the figures of the report."""
+    if replay is None:
+        replay = replay_trace(config, rows, users_wait=users_wait)
+    zone = config.zone
+    first = rows[0].at.astimezone(zone).date()
+    last = rows[-1].at.astimezone(zone).date()
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
     working_days = sum(1 for day in days if day.weekday() in config.days and day not in config.holidays)
     per_month = len(config.days) * 365.25 / 7 / 12
@@ -330,6 +362,43 @@ def simulate(config: policy.Config, rows: list[Row], *, users_wait: bool = False
             "service_model": f"{OVERHEAD_SECONDS} s + prompt/{PREFILL_PER_SECOND} + completion/{DECODE_PER_SECOND} s",
         },
     }
+
+
+def ledger(config: policy.Config, replay: Replay) -> list[dict[str, Any]]:
+    """The replay's sessions in the cost report's LEDGER.json format (times in the policy's zone)."""
+    zone = config.zone
+
+    def iso(moment: datetime | None) -> str | None:
+        return None if moment is None else moment.astimezone(zone).isoformat()
+
+    return [
+        {
+            "instance": INSTANCE,
+            "commercial_type": COMMERCIAL_TYPE,
+            "zone": ZONE,
+            "hourly_price_eur": config.hourly_price_eur,
+            "started": iso(session.start),
+            "healthy": iso(session.healthy),
+            "stopped": iso(session.end),
+            "started_by": session.trigger,
+        }
+        for session in replay.sessions
+    ]
+
+
+def usage(config: policy.Config, replay: Replay) -> str:
+    """The requests the replay served, in the cost report's USAGE.csv format: tokens per day (served) and user."""
+    totals: dict[tuple[str, str], list[int]] = {}
+    for at, row in replay.served_rows:
+        counts = totals.setdefault((at.astimezone(config.zone).date().isoformat(), row.user), [0, 0])
+        counts[0] += row.prompt_tokens
+        counts[1] += row.completion_tokens
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(USAGE_HEADER)
+    for (day, user), (prompt, completion) in sorted(totals.items()):
+        writer.writerow([day, MODEL, user, prompt, completion, "local"])
+    return buffer.getvalue()
 
 
 def table(result: dict[str, Any]) -> str:
@@ -406,7 +475,15 @@ def main(argv: list[str] | None = None) -> int:
         help="a user's next request in a conversation (< 15 min after their last) waits for the late answer",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--ledger-out", type=Path, help="write the simulated sessions as the cost report's LEDGER.json")
+    parser.add_argument(
+        "--usage-out", type=Path, help="write the served requests' tokens per day and user as the report's USAGE.csv"
+    )
     args = parser.parse_args(argv)
+    for option in ("ledger_out", "usage_out"):
+        path = getattr(args, option)
+        if path is not None and not path.parent.is_dir():
+            parser.error(f"--{option.replace('_', '-')} {path}: the folder {path.parent} does not exist")
 
     settings: dict[str, Any] = dict(SIMULATOR_DEFAULTS)
     names: dict[str, str] = {}  # where each setting came from, for the error messages
@@ -430,7 +507,23 @@ def main(argv: list[str] | None = None) -> int:
         rows = read_trace(args.trace)
     except TraceError as exc:
         parser.error(f"--trace {args.trace}: {exc}")
-    result = simulate(config, rows, users_wait=args.users_wait)
+    replay = replay_trace(config, rows, users_wait=args.users_wait)
+    result = simulate(config, rows, replay=replay)
+    outputs = []
+    if args.ledger_out is not None:
+        outputs.append(("--ledger-out", args.ledger_out, json.dumps(ledger(config, replay), indent=2) + "\n"))
+    if args.usage_out is not None:
+        outputs.append(("--usage-out", args.usage_out, usage(config, replay)))
+    for option, path, text in outputs:
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            parser.error(f"{option} {path}: cannot write it: {exc.strerror or exc}")
+    if args.usage_out is not None and replay.refused:
+        print(
+            f"on_demand: {replay.refused} refused requests are not in --usage-out {args.usage_out} (not served)",
+            file=sys.stderr,
+        )
     print(json.dumps(result, indent=2) if args.json else table(result))
     return 0
 

@@ -3,7 +3,9 @@
 The trace's totals are Parrotpark's evaluation's, exactly; on tiny hand-made
 traces the simulator gives the numbers worked out by hand; scheduled mode on
 the evaluation's trace costs its 10 h a working day; the command line prints
-valid JSON and refuses bad arguments naming the option.
+valid JSON and refuses bad arguments naming the option; --ledger-out and
+--usage-out write the cost report's LEDGER.json and USAGE.csv, which the
+report (roles/scheduler/files/gpu_report.py) reads.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import csv
 import json
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,10 @@ if str(ROOT / "bench") not in sys.path:
     sys.path.insert(0, str(ROOT / "bench"))
 import on_demand  # noqa: E402
 import parrotpark_trace  # noqa: E402
+
+if str(ROOT / "roles" / "scheduler" / "files") not in sys.path:
+    sys.path.insert(0, str(ROOT / "roles" / "scheduler" / "files"))
+import gpu_report  # noqa: E402
 
 SIMULATOR = ROOT / "bench" / "on_demand.py"
 GENERATOR = ROOT / "bench" / "parrotpark_trace.py"
@@ -244,6 +251,106 @@ def test_json_has_the_required_keys_and_a_table_without_json():
     text = simulator("--trace", str(TRACE), "--mode", "on_demand")
     assert text.returncode == 0
     assert "sessions (cold starts)" in text.stdout and "EUR per million tokens" in text.stdout
+
+
+# --------------------------------------------------------------------------
+# --ledger-out and --usage-out: the cost report's inputs
+# --------------------------------------------------------------------------
+
+
+def read_usage(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_the_replay_as_the_reports_ledger_and_usage(tmp_path):
+    trace = write_trace(
+        tmp_path / "two.csv",
+        [
+            ("2025-03-17T10:00:00+01:00", "a", 1000, 100),
+            ("2025-03-17T13:00:00+01:00", "b", 500, 50),
+            ("2025-03-17T13:10:00+01:00", "a", 200, 20),  # warm: ready at 13:05
+        ],
+    )
+    ledger, usage = tmp_path / "LEDGER.json", tmp_path / "USAGE.csv"
+    options = ["--trace", str(trace), "--mode", "on_demand", "--idle-minutes", "15", "--boot-minutes", "5"]
+    plain = simulator(*options, "--json")
+    result = simulator(*options, "--json", "--ledger-out", str(ledger), "--usage-out", str(usage))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == plain.stdout  # the JSON output is unchanged
+    sessions = json.loads(ledger.read_text())
+    # 10:00 wake, healthy 10:05 (served then), in flight service(1000, 100) = 4.9 s, then 15 min idle;
+    # 13:00 wake, healthy 13:05, the 13:10 request in flight service(200, 20) = 1.38 s, then 15 min idle
+    assert sessions == [
+        {
+            "instance": "parrotpark-gpu",
+            "commercial_type": "L4-1-24G",
+            "zone": "fr-par-2",
+            "hourly_price_eur": 0.79,
+            "started": "2025-03-17T10:00:00+01:00",
+            "healthy": "2025-03-17T10:05:00+01:00",
+            "stopped": "2025-03-17T10:20:04.900000+01:00",
+            "started_by": "wake",
+        },
+        {
+            "instance": "parrotpark-gpu",
+            "commercial_type": "L4-1-24G",
+            "zone": "fr-par-2",
+            "hourly_price_eur": 0.79,
+            "started": "2025-03-17T13:00:00+01:00",
+            "healthy": "2025-03-17T13:05:00+01:00",
+            "stopped": "2025-03-17T13:25:01.380000+01:00",
+            "started_by": "wake",
+        },
+    ]
+    assert read_usage(usage) == [
+        ["day", "model", "user", "prompt_tokens", "completion_tokens", "served_by"],
+        ["2025-03-17", "mistral-nemo-12b", "a", "1200", "120", "local"],
+        ["2025-03-17", "mistral-nemo-12b", "b", "500", "50", "local"],
+    ]
+    # The report reads both: 20 min 4.9 s -> 21 minutes, 25 min 1.38 s -> 26 minutes; 47 x 0.79 / 60 = 0.61883
+    report = gpu_report.build(ledger, usage, month="2025-03", now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert (report["gpu_minutes"], report["gpu_eur"]) == (47, Decimal("0.62"))
+    assert (report["cold_starts"], report["wake_seconds_p50"], report["mode_as_run"]) == (2, 300, "on_demand")
+    assert (report["prompt_tokens"], report["completion_tokens"]) == (1700, 170)
+
+
+def test_refused_requests_are_not_in_the_usage(tmp_path):
+    rows = [
+        ("2025-03-17T22:00:00+01:00", "night", 100, 10),  # quiet hours: refused, never served
+        ("2025-03-18T10:00:00+01:00", "a", 100, 10),
+        ("2025-03-18T10:01:00+01:00", "a", 300, 30),
+    ]
+    trace = write_trace(tmp_path / "conv.csv", rows)
+    usage = tmp_path / "USAGE.csv"
+    result = simulator("--trace", str(trace), "--mode", "on_demand", "--usage-out", str(usage))
+    assert result.returncode == 0, result.stderr
+    assert read_usage(usage)[1:] == [["2025-03-18", "mistral-nemo-12b", "a", "400", "40", "local"]]
+    assert "1 refused requests are not in --usage-out" in result.stderr
+
+
+def test_the_evaluation_trace_scheduled_as_the_reports_inputs(tmp_path):
+    ledger, usage = tmp_path / "LEDGER.json", tmp_path / "USAGE.csv"
+    result = simulator(
+        "--trace", str(TRACE), "--mode", "scheduled", "--ledger-out", str(ledger), "--usage-out", str(usage)
+    )
+    assert result.returncode == 0, result.stderr
+    sessions = json.loads(ledger.read_text())
+    assert len(sessions) == 9
+    assert {(s["started"][10:], s["stopped"][10:], s["started_by"]) for s in sessions} == {
+        ("T08:00:00+01:00", "T18:00:00+01:00", "timer")
+    }
+    rows = read_usage(usage)[1:]
+    assert sum(int(row[3]) for row in rows) == 329_503 and sum(int(row[4]) for row in rows) == 103_083
+    assert {row[2] for row in rows} == {"alice", "bruno", "chloe", "dmitri"}
+    assert len({row[0] for row in rows}) == 9
+
+
+def test_an_output_in_a_missing_folder_is_refused_before_the_replay(tmp_path):
+    missing = tmp_path / "nowhere" / "LEDGER.json"
+    result = simulator("--trace", str(TRACE), "--mode", "on_demand", "--ledger-out", str(missing))
+    assert result.returncode == 2
+    assert f"--ledger-out {missing}: the folder {missing.parent} does not exist" in result.stderr
 
 
 # --------------------------------------------------------------------------
