@@ -634,7 +634,9 @@ def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
     event.add_argument("--data", help="the event's fields, a JSON object")
     event.set_defaults(handler=cmd_event)
     report = commands.add_parser("report", help="the month's cost and usage report from an exported ledger and usage")
-    report.add_argument("--ledger", required=True, help="the GPU sessions, a JSON list (LEDGER.json)")
+    report.add_argument(
+        "--ledger", required=True, help="the GPU sessions: a JSON list (LEDGER.json) or the waker's gpu-sessions.jsonl"
+    )
     report.add_argument("--usage", required=True, help="tokens per day, model and user (USAGE.csv)")
     report.add_argument("--prices", help="price table (YAML); default: hosted_prices.yml beside gpu_report.py")
     report.add_argument("--out", required=True, help="folder that receives report.html, report.json, report.csv, plots")
