@@ -55,6 +55,7 @@ function checkConfigFile(file) {
 }
 
 module.exports = {
+  provider,
   checkConfigFile,
   formatPath,
   providerVersion,

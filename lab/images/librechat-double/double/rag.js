@@ -9,7 +9,16 @@
 //     a distance, and the user may create tables (the RAG API creates its
 //     own);
 //   - EMBEDDINGS_PROVIDER=openai has RAG_OPENAI_BASEURL, RAG_OPENAI_API_KEY
-//     and EMBEDDINGS_MODEL, and JWT_SECRET is set.
+//     and EMBEDDINGS_MODEL, and JWT_SECRET is set;
+//   - with EMBEDDINGS_PROVIDER=openai, RAG_CHECK_EMBEDDING_CTX_LENGTH is set
+//     to something else than "true": the RAG API reads it as the OpenAI
+//     embedder's check_embedding_ctx_length, on when unset or "true" (any
+//     case). On, the embedder tokenises each text with tiktoken's
+//     cl100k_base (downloaded from the internet on first use) and sends the
+//     token ids, which an OpenAI-compatible server such as LiteLLM in front
+//     of bge-m3 embeds as if they were its own tokens: wrong vectors, no
+//     error. The double refuses to start with it, as the configuration the
+//     real RAG API would mishandle.
 // A failure stops it with exit status 1 and a clear message. The embeddings
 // endpoint is asked once (GET <RAG_OPENAI_BASEURL>/models) and the answer
 // reported, never fatal: LiteLLM may start later. Serves GET /health
@@ -42,11 +51,24 @@ function checkEnvironment() {
       problems.push(`${name} must be set`);
     }
   }
-  if ((env.EMBEDDINGS_PROVIDER || 'openai') === 'openai') {
+  const provider = (env.EMBEDDINGS_PROVIDER || 'openai').toLowerCase();
+  // As the RAG API reads it: on unless set to something else than "true".
+  const checkCtxLength = (env.RAG_CHECK_EMBEDDING_CTX_LENGTH ?? 'True').toLowerCase() === 'true';
+  if (provider === 'openai') {
     for (const name of ['RAG_OPENAI_API_KEY', 'RAG_OPENAI_BASEURL', 'EMBEDDINGS_MODEL']) {
       if (!env[name]) {
         problems.push(`${name} must be set when EMBEDDINGS_PROVIDER is openai`);
       }
+    }
+    if (checkCtxLength) {
+      const given = env.RAG_CHECK_EMBEDDING_CTX_LENGTH;
+      problems.push(
+        `RAG_CHECK_EMBEDDING_CTX_LENGTH is ${given === undefined ? 'unset' : JSON.stringify(given)}, ` +
+          'so the check is on: with EMBEDDINGS_PROVIDER openai the RAG API would tokenise every text with ' +
+          "tiktoken's cl100k_base (downloaded from the internet) and send the token ids to " +
+          `${env.EMBEDDINGS_MODEL || 'the embedding model'} at ${env.RAG_OPENAI_BASEURL || 'RAG_OPENAI_BASEURL'}, ` +
+          'which embeds them as its own tokens; set RAG_CHECK_EMBEDDING_CTX_LENGTH=false',
+      );
     }
   }
   if (problems.length > 0) {
@@ -54,7 +76,8 @@ function checkEnvironment() {
   }
   return {
     vectorDbType: env.VECTOR_DB_TYPE || 'pgvector',
-    embeddingsProvider: env.EMBEDDINGS_PROVIDER || 'openai',
+    embeddingsProvider: provider,
+    checkEmbeddingCtxLength: checkCtxLength,
     embeddingsModel: env.EMBEDDINGS_MODEL,
     openaiBaseUrl: env.RAG_OPENAI_BASEURL,
     openaiApiKeySet: Boolean(env.RAG_OPENAI_API_KEY),

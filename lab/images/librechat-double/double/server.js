@@ -17,14 +17,17 @@
 //     document's issuer to equal OPENID_ISSUER; then asks the authorization
 //     endpoint whether it accepts the client and the callback URL.
 // Then it serves GET /health ("OK"), GET /api/config (LibreChat's startup
-// configuration fields plus a `double` report of every check above) and
-// GET /oauth/openid (a redirect to the provider's login, like LibreChat).
+// configuration fields, with `modelSpecs` and `interface` as LibreChat
+// derives them from the file, plus a `double` report of every check above),
+// GET /api/models (the models each custom endpoint offers: models.default,
+// or with models.fetch the list its baseURL answers at start, as LibreChat)
+// and GET /oauth/openid (a redirect to the provider's login, like LibreChat).
 // Retries: DOUBLE_START_RETRIES (default 30) x DOUBLE_START_DELAY_MS (2000).
 'use strict';
 
 const http = require('node:http');
 const fs = require('node:fs');
-const { checkConfigFile, providerVersion, configVersion } = require('./check-config');
+const { provider, checkConfigFile, providerVersion, configVersion } = require('./check-config');
 const { pingMongo, redact } = require('./mongo-ping');
 
 const DOUBLE = 'librechat';
@@ -44,6 +47,7 @@ const report = {
   mongo: null,
   openid: null,
   ragApi: null,
+  models: null,
   startedAt: null,
 };
 
@@ -307,6 +311,90 @@ async function checkRagApi() {
   }
 }
 
+// --- models and model specs, as LibreChat derives them from the file --------------------
+
+const resolveEnv = (value) =>
+  String(value || '').replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name) => env[name] || '');
+
+// GET /api/models: a custom endpoint offers models.default, or with
+// models.fetch the ids its baseURL's /models answers (models.default when
+// that fails or is empty). Asked once, at start.
+async function loadModels(config) {
+  const models = {};
+  const sources = {};
+  for (const endpoint of (config.endpoints || {}).custom || []) {
+    const defaults = (endpoint.models || {}).default || [];
+    models[endpoint.name] = defaults;
+    sources[endpoint.name] = { fetch: Boolean((endpoint.models || {}).fetch), source: 'models.default' };
+    if (!sources[endpoint.name].fetch) {
+      continue;
+    }
+    const url = `${resolveEnv(endpoint.baseURL).replace(/\/$/, '')}/models`;
+    try {
+      const response = await fetch(url, {
+        headers: { authorization: `Bearer ${resolveEnv(endpoint.apiKey)}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = response.ok ? await response.json() : null;
+      const ids = body && Array.isArray(body.data) ? body.data.map((model) => model.id) : [];
+      if (ids.length > 0) {
+        models[endpoint.name] = ids;
+        sources[endpoint.name].source = url;
+      } else {
+        sources[endpoint.name].error = `${url} answered HTTP ${response.status} without models`;
+      }
+    } catch (error) {
+      sources[endpoint.name].error = `${url}: ${error.message}`;
+    }
+  }
+  return { models, sources };
+}
+
+// modelSpecs as LibreChat keeps them: a spec whose preset names no endpoint,
+// the generic "custom", or a custom endpoint the file does not define is
+// skipped (LibreChat logs a warning); the others are served.
+function modelSpecs(config) {
+  const specs = config.modelSpecs;
+  if (!specs || !Array.isArray(specs.list) || specs.list.length === 0) {
+    return { served: undefined, skipped: [] };
+  }
+  const known = Object.values(provider.EModelEndpoint);
+  const custom = ((config.endpoints || {}).custom || []).map((endpoint) => endpoint.name);
+  const normalize = provider.normalizeEndpointName;
+  const list = [];
+  const skipped = [];
+  for (const spec of specs.list) {
+    const endpoint = (spec.preset || {}).endpoint;
+    if (!endpoint || endpoint === 'custom') {
+      skipped.push({ name: spec.name, reason: `endpoint ${JSON.stringify(endpoint || null)} is not usable` });
+    } else if (known.includes(endpoint)) {
+      list.push(spec);
+    } else if (custom.some((name) => normalize(name) === normalize(endpoint))) {
+      list.push({ ...spec, preset: { ...spec.preset, endpoint: normalize(endpoint) } });
+    } else {
+      skipped.push({ name: spec.name, reason: `no custom endpoint named ${JSON.stringify(endpoint)}` });
+    }
+  }
+  for (const spec of skipped) {
+    log(`model spec ${spec.name} skipped, as LibreChat would: ${spec.reason}`);
+  }
+  return { served: list.length > 0 ? { ...specs, list } : undefined, skipped };
+}
+
+// The interface LibreChat serves: with model specs, the endpoint menu
+// (modelSelect), parameters and presets are off unless the file turns them
+// on (modelSelect on by default when modelSpecs.addedEndpoints is set).
+function interfaceConfig(config, hasSpecs) {
+  const given = config.interface || {};
+  const added = ((config.modelSpecs || {}).addedEndpoints || []).length > 0;
+  return {
+    ...given,
+    modelSelect: given.modelSelect ?? (hasSpecs ? added : true),
+    parameters: given.parameters ?? !hasSpecs,
+    presets: given.presets ?? !hasSpecs,
+  };
+}
+
 // --- HTTP ---------------------------------------------------------------------------
 
 function startupConfig() {
@@ -314,8 +402,11 @@ function startupConfig() {
   const openid = report.openid || {};
   const config = (report.config && report.config.raw) || {};
   const registration = config.registration || {};
+  const specs = modelSpecs(config);
   return {
     appTitle: env.APP_TITLE || 'LibreChat',
+    modelSpecs: specs.served,
+    interface: interfaceConfig(config, specs.served !== undefined),
     socialLogins: registration.socialLogins || ['openid'],
     openidLoginEnabled: Boolean(openid.enabled) && environment.allowSocialLogin === true,
     openidLabel: env.OPENID_BUTTON_LABEL || 'Continue with OpenID',
@@ -325,7 +416,11 @@ function startupConfig() {
     passwordResetEnabled: truthy(env.ALLOW_PASSWORD_RESET),
     serverDomain: env.DOMAIN_SERVER,
     instanceProjectId: null,
-    double: { ...report, config: report.config && { ...report.config, raw: undefined } },
+    double: {
+      ...report,
+      config: report.config && { ...report.config, raw: undefined },
+      skippedModelSpecs: specs.skipped,
+    },
   };
 }
 
@@ -346,6 +441,8 @@ function serve() {
       send(res, 200, 'OK (librechat-double: a test double of LibreChat)\n', 'text/plain');
     } else if (req.method === 'GET' && url.pathname === '/api/config') {
       send(res, 200, startupConfig());
+    } else if (req.method === 'GET' && url.pathname === '/api/models') {
+      send(res, 200, (report.models || {}).models || {});
     } else if (req.method === 'GET' && url.pathname === '/oauth/openid') {
       if (!report.openid || !report.openid.enabled) {
         send(res, 404, { error: 'OpenID is not configured', double: report.double });
@@ -390,6 +487,7 @@ async function main() {
   log(`MongoDB answered ping at ${report.mongo.host}:${report.mongo.port} (version ${report.mongo.serverVersion})`);
   report.openid = await checkOpenId();
   report.ragApi = await checkRagApi();
+  report.models = await loadModels(report.config.raw || {});
   report.startedAt = new Date().toISOString();
   serve();
 }
