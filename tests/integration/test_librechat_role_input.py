@@ -7,15 +7,29 @@ shown in the messages. (A librechat.yaml that LibreChat's schema rejects is
 tested by the molecule scenarios, where the LibreChat image is at hand.)
 
 The cases run in one ansible-playbook, a host each (ansible_run.run_role_checks).
+
+What the role makes of good input (the models LibreChat offers, the default
+model spec, the RAG API's environment) is read from the role's variables as
+the role computes them (``rendered``), without a host or a container; the
+molecule scenarios check the same on the installed file and the containers.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 
 import pytest
-from ansible_run import assert_refused, assert_stopped_unchanged, overlay, run_role_check, run_role_checks
+from ansible_run import (
+    ansible_env,
+    assert_refused,
+    assert_stopped_unchanged,
+    overlay,
+    run_playbook,
+    run_role_check,
+    run_role_checks,
+)
 
 BASE = {"librechat_domain": "example.test", "librechat_listen_addresses": ["127.0.0.1"], "librechat_port": 53080}
 S3 = {
@@ -91,7 +105,53 @@ CASES = {
     ),
     "model name with a space": (
         {"librechat_litellm_models": ["mistral nemo"]},
-        [r"librechat_litellm_models must list model names\s+without\s+spaces"],
+        [r"librechat_litellm_models must list model names\s+without\s+spaces", r"wrong: \['mistral nemo'\]"],
+    ),
+    "model entry of an unknown mode": (
+        {"librechat_litellm_models": ["mistral-nemo-12b", {"name": "rerank-1", "mode": "rerank"}]},
+        [r"librechat_litellm_models must list model names without spaces or LiteLLM model entries", r"'rerank-1'"],
+    ),
+    "only an embedding model": (
+        {"librechat_litellm_models": [{"name": "bge-m3", "mode": "embedding"}]},
+        [r"librechat_litellm_models must hold at least one chat model", r"LibreChat offers only those"],
+    ),
+    "embedding model listed as a chat model": (
+        {"librechat_litellm_models": ["mistral-nemo-12b", "bge-m3"]},
+        [r"librechat_litellm_models offers bge-m3, the RAG API's embedding model \(librechat_rag_embeddings_model\)"],
+    ),
+    "default model not offered": (
+        {"librechat_default_model": "llama-3-8b"},
+        [
+            r"librechat_default_model must be one of the chat models LibreChat offers, the chat entries of"
+            r" librechat_litellm_models \(mistral-nemo-12b\); got 'llama-3-8b'"
+        ],
+    ),
+    "default model is the embedding model": (
+        {
+            "litellm_models": [
+                {"name": "mistral-nemo-12b", "mode": "chat"},
+                {"name": "bge-m3", "mode": "embedding"},
+                {"name": "qwen-14b"},
+            ],
+            "librechat_default_model": "bge-m3",
+        },
+        [r"librechat_default_model must be one of the chat models .* \(mistral-nemo-12b, qwen-14b\); got 'bge-m3'"],
+    ),
+    "bad RAG API environment name": (
+        {"librechat_rag_api_env": {"CHUNK SIZE": "1000"}},
+        [r"librechat_rag_api_env must map environment variable names .* not names: \['CHUNK SIZE'\]"],
+    ),
+    "RAG API environment turns the context check on": (
+        {"librechat_rag_api_env": {"RAG_CHECK_EMBEDDING_CTX_LENGTH": True}},
+        [
+            r"librechat_rag_api_env sets RAG_CHECK_EMBEDDING_CTX_LENGTH to 'True' while the RAG API's\s+embeddings"
+            r" are OpenAI-compatible",
+            r"token ids to\s+bge-m3",
+        ],
+    ),
+    "RAG API environment value with a line break": (
+        {"librechat_rag_api_env": {"CHUNK_SIZE": "10\n00"}},
+        [r"would hold a line break, which an environment file\s+cannot: CHUNK_SIZE"],
     ),
     "header name with a space": (
         {"librechat_litellm_user_header": "x end user"},
@@ -245,6 +305,9 @@ def test_valid_input_passes_and_generates_the_secrets(tmp_path):
         **S3,
         "librechat_openid_required_role": "chat-user",
         "librechat_env": {"DEBUG_LOGGING": "true"},
+        "librechat_rag_api_env": {"CHUNK_SIZE": 1000, "RAG_CHECK_EMBEDDING_CTX_LENGTH": "false"},
+        "librechat_litellm_models": ["mistral-nemo-12b", {"name": "bge-m3", "mode": "embedding"}, "qwen-14b"],
+        "librechat_default_model": "qwen-14b",
         "librechat_extra_hosts": {"auth.example.test": "10.0.0.2"},
     }
     result = run_role_check(tmp_path, "librechat", variables)
@@ -282,3 +345,99 @@ def test_port_in_use_fails_before_any_change(tmp_path):
         port = listener.getsockname()[1]
         result = run_role_check(tmp_path, "librechat", {**BASE, "librechat_port": port})
     assert_stopped_unchanged(result, [rf"librechat_port: another program already listens on 127\.0\.0\.1:{port}"])
+
+
+# --- what the role makes of good input ---------------------------------------------------
+
+LITELLM_MODELS = [
+    {"name": "mistral-nemo-12b", "served_name": "mistral-nemo-12b", "port": 8000, "mode": "chat"},
+    {"name": "bge-m3", "served_name": "bge-m3", "port": 8001, "mode": "embedding"},
+    {"name": "qwen-14b", "served_name": "qwen-14b", "port": 8002},
+]
+
+
+def rendered(tmp_path, variables: dict) -> dict:
+    """librechat.yaml, the RAG API's environment (without secrets) and the default model, as the role computes
+    them from the variables (its secrets entry point loads the role's defaults and vars; nothing is deployed)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    out = tmp_path / "rendered.json"
+    playbook = tmp_path / "render.yml"
+    playbook.write_text(
+        "- name: Compute the role's configuration\n"
+        "  hosts: localhost\n"
+        "  connection: local\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - name: Load the role's variables\n"
+        "      ansible.builtin.include_role:\n"
+        "        name: parrotpark.llm.librechat\n"
+        "        tasks_from: secrets\n"
+        "        public: true\n"
+        "    - name: Write what the role would install\n"
+        "      ansible.builtin.copy:\n"
+        "        content: >-\n"
+        "          {{ {'config': _librechat_config, 'default_model': librechat_default_model,\n"
+        "              'rag_env': _librechat_rag_api_env | dict2items\n"
+        "                         | rejectattr('key', 'search', 'PASSWORD|KEY|SECRET') | items2dict} | to_json }}\n"
+        f"        dest: {json.dumps(str(out))}\n"
+        "        mode: '0600'\n"
+    )
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps({**BASE, "parrotpark_secrets_dir": str(tmp_path / "secrets"), **variables}))
+    result = run_playbook("-i", "localhost,", str(playbook), "-e", f"@{extra}", env=ansible_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(out.read_text())
+
+
+def offered(config: dict) -> tuple[dict, list[dict], dict]:
+    """The custom endpoint's models, the model specs and the modelSpecs settings of a librechat.yaml."""
+    (endpoint,) = config["endpoints"]["custom"]
+    return endpoint["models"], config["modelSpecs"]["list"], config["modelSpecs"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "chat_models", "default_model"),
+    [
+        pytest.param({}, ["mistral-nemo-12b"], "mistral-nemo-12b", id="defaults, no litellm_models"),
+        pytest.param(
+            {"litellm_models": LITELLM_MODELS}, ["mistral-nemo-12b", "qwen-14b"], "mistral-nemo-12b", id="litellm"
+        ),
+        pytest.param(
+            {"litellm_models": LITELLM_MODELS, "librechat_default_model": "qwen-14b"},
+            ["mistral-nemo-12b", "qwen-14b"],
+            "qwen-14b",
+            id="another default",
+        ),
+        pytest.param(
+            {"librechat_litellm_models": [{"name": "bge-m3", "mode": "embedding"}, "lab-chat-large", "lab-chat-small"]},
+            ["lab-chat-large", "lab-chat-small"],
+            "lab-chat-large",
+            id="names and entries",
+        ),
+    ],
+)
+def test_only_chat_models_offered_and_the_default_spec(tmp_path, variables, chat_models, default_model):
+    """LiteLLM's list is not fetched; the endpoint and the model specs offer the chat models, never bge-m3; the
+    default spec is librechat_default_model on the custom endpoint, and LibreChat keeps the menu and Agents."""
+    result = rendered(tmp_path, variables)
+    config = result["config"]
+    models, specs, settings = offered(config)
+    assert models == {"default": chat_models, "fetch": False}
+    assert "bge-m3" not in models["default"]
+    assert [spec["name"] for spec in specs] == chat_models
+    assert all(spec["preset"] == {"endpoint": "Parrotpark", "model": spec["name"]} for spec in specs)
+    assert [spec["name"] for spec in specs if spec.get("default")] == [default_model]
+    assert result["default_model"] == default_model
+    assert (settings["prioritize"], settings["enforce"], settings["addedEndpoints"]) == (True, False, ["agents"])
+    assert config["interface"] == {"modelSelect": True, "parameters": True, "presets": True}
+
+
+def test_rag_api_environment_keeps_the_context_check_off(tmp_path):
+    """RAG_CHECK_EMBEDDING_CTX_LENGTH=false by default and with librechat_rag_api_env, whose values join the
+    environment as text and win over the role's own."""
+    assert rendered(tmp_path / "default", {})["rag_env"]["RAG_CHECK_EMBEDDING_CTX_LENGTH"] == "false"
+    extra = {"CHUNK_SIZE": 1000, "EMBEDDINGS_CHUNK_SIZE": "50", "DB_PORT": 6432}
+    env = rendered(tmp_path / "extra", {"librechat_rag_api_env": extra})["rag_env"]
+    assert env["RAG_CHECK_EMBEDDING_CTX_LENGTH"] == "false"
+    assert (env["CHUNK_SIZE"], env["EMBEDDINGS_CHUNK_SIZE"], env["DB_PORT"]) == ("1000", "50", "6432")
+    assert env["EMBEDDINGS_PROVIDER"] == "openai"

@@ -9,11 +9,15 @@ is checked is what the role is responsible for, against what those answer:
   LibreChat is published, on the configured addresses;
 - librechat.yaml holds what the variables ask for and was accepted by
   LibreChat's own schema (librechat-data-provider, the double's report);
+  LibreChat offers the chat models of librechat_litellm_models only (LiteLLM's
+  list not fetched, no embedding model), one model spec each, and the spec of
+  librechat_default_model is the default a new conversation starts with;
 - the environment (secrets, URLs, login switches, S3) is what the variables
   and the controller's secret files say; the files are 0600 and the secrets
   on the controller 0600, in the form LibreChat needs;
 - MongoDB answers the double's ping over the wire protocol; the RAG API double
-  reached the rag database and its vector extension;
+  reached the rag database and its vector extension, and runs with
+  RAG_CHECK_EMBEDDING_CTX_LENGTH=false (it refuses to start otherwise);
 - OIDC discovery against the real Keycloak succeeded (issuer, endpoints) and
   Keycloak accepted the client and callback URL (default scenario);
 - a librechat.yaml that LibreChat's schema rejects stops the role with the
@@ -22,6 +26,7 @@ is checked is what the role is responsible for, against what those answer:
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -170,6 +175,41 @@ def test_health_answers_through_the_published_port(host, base):
 # --- configuration and environment ---------------------------------------------------
 
 
+def model_entries(role_vars) -> list[Any]:
+    """librechat_litellm_models as the scenario has it (a template renders to the list's text)."""
+    value = role_vars["librechat_litellm_models"]
+    return ast.literal_eval(value) if isinstance(value, str) else value
+
+
+def chat_models(role_vars) -> list[str]:
+    """The names of the chat entries: a name, or an entry whose mode is chat (the default)."""
+    return [
+        entry if isinstance(entry, str) else entry["name"]
+        for entry in model_entries(role_vars)
+        if isinstance(entry, str) or entry.get("mode", "chat") == "chat"
+    ]
+
+
+def other_models(role_vars) -> list[str]:
+    """The names of the entries that cannot chat (embedding models), and the RAG API's embedding model."""
+    others = [entry["name"] for entry in model_entries(role_vars) if isinstance(entry, dict)]
+    return [name for name in others if name not in chat_models(role_vars)] + [
+        role_vars["librechat_rag_embeddings_model"]
+    ]
+
+
+def default_model(role_vars) -> str:
+    """librechat_default_model, or (its default) the first chat model."""
+    return role_vars["librechat_default_model"] or chat_models(role_vars)[0]
+
+
+def contains(whole: Any, part: Any) -> bool:
+    """Is part in whole: every key of a mapping (recursively), anything else equal."""
+    if isinstance(part, dict):
+        return isinstance(whole, dict) and all(key in whole and contains(whole[key], part[key]) for key in part)
+    return whole == part
+
+
 def expected_headers(role_vars) -> dict[str, str]:
     header = role_vars["librechat_litellm_user_header"]
     return {header: "{{LIBRECHAT_USER_" + role_vars["librechat_litellm_user_field"].upper() + "}}"} if header else {}
@@ -184,18 +224,44 @@ def test_librechat_yaml_as_asked(host, role_vars):
     assert endpoint["name"] == role_vars["librechat_litellm_endpoint_name"]
     assert endpoint["baseURL"] == role_vars["librechat_litellm_base_url"]
     assert endpoint["apiKey"] == "${LITELLM_API_KEY}", "the key comes from the environment, not the file"
-    assert endpoint["models"] == {
-        "default": role_vars["librechat_litellm_models"],
-        "fetch": role_vars["librechat_litellm_fetch_models"],
-    }
+    # LiteLLM's list (which holds the embedding model) is not fetched: the chat models only.
+    assert endpoint["models"] == {"default": chat_models(role_vars), "fetch": False}
+    assert not set(endpoint["models"]["default"]) & set(other_models(role_vars))
     assert endpoint["titleConvo"] == role_vars["librechat_litellm_title_convo"]
     assert endpoint["titleModel"] == role_vars["librechat_litellm_title_model"]
     assert endpoint.get("headers", {}) == expected_headers(role_vars)
     assert config["fileStrategy"] == role_vars["librechat_file_strategy"]
     assert config["registration"]["socialLogins"] == (["openid"] if role_vars["librechat_openid_enabled"] else [])
     for key, value in role_vars["librechat_config_extra"].items():
-        assert config[key] == value
+        assert contains(config[key], value), key
     assert role_vars["librechat_litellm_api_key"] not in config_file.content_string
+
+
+def test_model_specs_start_on_the_default_model(host, role_vars):
+    """A model spec per chat model on the custom endpoint; librechat_default_model's is the default and a spec
+    is always selected, so a new user lands on it, not on Agents; the menu keeps Agents."""
+    config = yaml.safe_load(host.file(f"{role_vars['librechat_config_dir']}/librechat.yaml").content_string)
+    specs = config["modelSpecs"]
+    assert (specs["prioritize"], specs["enforce"], specs["addedEndpoints"]) == (True, False, ["agents"])
+    assert [spec["name"] for spec in specs["list"]] == chat_models(role_vars)
+    for spec in specs["list"]:
+        assert spec["preset"] == {"endpoint": role_vars["librechat_litellm_endpoint_name"], "model": spec["name"]}
+    assert [spec["name"] for spec in specs["list"] if spec.get("default")] == [default_model(role_vars)]
+    assert config["interface"]["modelSelect"] is True
+
+
+def test_librechat_offers_the_chat_models(host, base, startup, role_vars):
+    """What LibreChat serves from the file (the double derives it as LibreChat does): the endpoint's models, the
+    model specs none of which is skipped, and the model menu on."""
+    status, headers, body = http_get(host, f"{base}/api/models")
+    assert status == 200, body
+    assert headers.get("x-parrotpark-double") == "librechat"
+    assert json.loads(body) == {role_vars["librechat_litellm_endpoint_name"]: chat_models(role_vars)}
+    specs = startup["modelSpecs"]
+    assert [spec["name"] for spec in specs["list"]] == chat_models(role_vars)
+    assert [spec["name"] for spec in specs["list"] if spec.get("default")] == [default_model(role_vars)]
+    assert startup["double"]["skippedModelSpecs"] == []
+    assert startup["interface"]["modelSelect"] is True
 
 
 def test_config_validated_with_librechats_schema(startup, role_vars):
@@ -339,6 +405,11 @@ def test_rag_api_on_the_rag_database(host, role_vars, startup):
     assert report["environment"]["openaiBaseUrl"] == role_vars["librechat_litellm_base_url"]
     env = environment(container)
     assert env["RAG_OPENAI_API_KEY"] == role_vars["librechat_litellm_api_key"]
+    # Text, not tiktoken token ids, to the embedding model; the double refuses to start otherwise.
+    assert env["RAG_CHECK_EMBEDDING_CTX_LENGTH"] == "false"
+    assert report["environment"]["checkEmbeddingCtxLength"] is False
+    for key, value in role_vars["librechat_rag_api_env"].items():
+        assert env[key] == str(value), key
     assert env["JWT_SECRET"] == environment(inspect(host, role_vars["librechat_container_name"]))["JWT_SECRET"]
 
 
