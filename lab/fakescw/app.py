@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -215,7 +215,7 @@ class FakeScaleway:
         external: bool = True,
     ) -> Response:
         """Answer one request. ``external=False`` (in-process calls) skips auth, latency,
-        ``slow``/``http_error`` faults and the request log."""
+        ``slow``/``http_error``/``ignore_query`` faults and the request log."""
         parts = urlsplit(target)
         req = Request(
             method=method.upper(),
@@ -225,6 +225,7 @@ class FakeScaleway:
             body=body,
             base_url=base_url or self.url,
         )
+        sent_query = req.query
         store = self.store
         if req.path.startswith("/_fake/"):
             with store.lock:
@@ -250,6 +251,11 @@ class FakeScaleway:
                             params.get("error_type") or ("internal_error" if params["status"] >= 500 else "error"),
                             params.get("message") or "injected failure",
                         )
+                    ignored = store.faults.take("ignore_query", lambda f: f.matches_request(req.method, req.path))
+                    if ignored is not None:
+                        # The handler sees the request without those parameters; the log keeps what was sent.
+                        names = ignored.params["names"]
+                        req = replace(req, query={key: value for key, value in sent_query.items() if key not in names})
                 store.settle()
                 handler, params = self.api.match(req.method, req.path)
                 response = handler(store, req, **params)
@@ -266,7 +272,7 @@ class FakeScaleway:
                         "time": iso(store.now()),
                         "method": req.method,
                         "path": req.path,
-                        "query": req.query,
+                        "query": sent_query,
                         "status": response.status,
                         "body": _logged_body(req.body),
                     }
@@ -447,6 +453,17 @@ class FakeScaleway:
     def slow(self, path: str, seconds: float, *, method: str | None = None, count: int | None = None) -> str:
         """Delay matching requests by ``seconds`` (bounded by ``max_sleep``)."""
         return self.add_fault("slow", path=path, seconds=seconds, method=method, count=count)
+
+    def ignore_query(
+        self, path: str, names: Iterable[str], *, method: str | None = None, count: int | None = None
+    ) -> str:
+        """Matching requests are answered as if the query parameters ``names`` had not been sent."""
+        return self.add_fault("ignore_query", path=path, names=list(names), method=method, count=count)
+
+    def set_quota(self, commercial_type: str, limit: int | None) -> None:
+        """Let the organization have at most ``limit`` servers of ``commercial_type`` (None: no quota)."""
+        with self.store.lock:
+            control.set_quota(self.store, commercial_type, limit)
 
     def remove_fault(self, fault_id: str) -> None:
         with self.store.lock:

@@ -102,6 +102,27 @@ def put_availability(store: Store, req: Request) -> Response:
     return Response(200, {"availability": _availability(store)})
 
 
+def set_quota(store: Store, commercial_type: str, limit: Any) -> None:
+    if commercial_type not in SERVER_TYPES:
+        raise ApiError.invalid_arguments({"commercial_type": f"{commercial_type!r} is not a server type of fakescw"})
+    if limit is None:
+        store.quotas.pop(commercial_type, None)
+    elif isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0:
+        store.quotas[commercial_type] = limit
+    else:
+        raise ApiError.invalid_arguments({"limit": "a number of servers (0 or more), or null for no quota"})
+
+
+def get_quotas(store: Store, req: Request) -> Response:
+    return Response(200, {"quotas": dict(sorted(store.quotas.items()))})
+
+
+def put_quotas(store: Store, req: Request) -> Response:
+    body = req.json()
+    set_quota(store, str(body.get("commercial_type")), body.get("limit"))
+    return get_quotas(store, req)
+
+
 def get_requests(store: Store, req: Request) -> Response:
     return Response(200, {"requests": list(store.requests)})
 
@@ -124,5 +145,7 @@ def register(router: Router) -> None:
     router.add("DELETE", "/_fake/faults/{fault_id}", delete_fault)
     router.add("GET", "/_fake/availability", get_availability)
     router.add("PUT", "/_fake/availability", put_availability)
+    router.add("GET", "/_fake/quotas", get_quotas)
+    router.add("PUT", "/_fake/quotas", put_quotas)
     router.add("GET", "/_fake/requests", get_requests)
     router.add("DELETE", "/_fake/requests", clear_requests)

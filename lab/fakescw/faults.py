@@ -17,6 +17,7 @@ FAULT_KINDS: dict[str, frozenset[str]] = {
     "http_error": frozenset({"path", "method", "status", "error_type", "message"}),
     "stuck": frozenset({"server_id", "name", "commercial_type", "zone", "action"}),
     "slow": frozenset({"path", "method", "seconds"}),
+    "ignore_query": frozenset({"path", "method", "names"}),
 }
 STUCK_ACTIONS = frozenset({"poweron", "poweroff", "stop_in_place", "reboot", "terminate"})
 OUT_OF_STOCK_MOMENTS = frozenset({"create", "poweron"})
@@ -88,7 +89,7 @@ def _validate(kind: str, params: dict[str, Any]) -> dict[str, Any]:
                 re.compile(clean[name])
             except (re.error, TypeError) as exc:
                 raise _bad(name, f"not a regular expression: {exc}") from exc
-    if kind in ("http_error", "slow") and "path" not in clean:
+    if kind in ("http_error", "slow", "ignore_query") and "path" not in clean:
         raise _bad("path", "required")
     if kind == "out_of_stock":
         moments = clean.get("on", ["create"])
@@ -104,6 +105,12 @@ def _validate(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         seconds = clean.get("seconds")
         if not isinstance(seconds, int | float) or seconds <= 0:
             raise _bad("seconds", "a positive number")
+    if kind == "ignore_query":
+        names = clean.get("names")
+        names = [names] if isinstance(names, str) else names
+        if not isinstance(names, list) or not names or not all(isinstance(name, str) and name for name in names):
+            raise _bad("names", "a non-empty list of query parameter names")
+        clean["names"] = names
     if kind == "stuck" and clean.get("action") is not None and clean["action"] not in STUCK_ACTIONS:
         raise _bad("action", f"one of {', '.join(sorted(STUCK_ACTIONS))}")
     return clean

@@ -239,11 +239,25 @@ def list_servers(store: Store, req: Request, zone: str) -> Response:
     return instance_list(req, "servers", [store.render_server(s) for s in out])
 
 
+def quota_resource(commercial_type: str) -> str:
+    """The name a quotas_exceeded error gives an instance type's quota (an approximation of the real one)."""
+    return "instances_" + commercial_type.lower().replace("-", "_")
+
+
 def _check_create_faults(store: Store, zone: str, stype: ServerType) -> None:
     quota = store.faults.take("quotas_exceeded", lambda f: f.matches_quota(zone, stype.name))
     if quota is not None:
-        resource = quota.params.get("resource") or "instances_" + stype.name.lower().replace("-", "_")
-        raise ApiError.quotas_exceeded(resource)
+        raise ApiError.quotas_exceeded(quota.params.get("resource") or quota_resource(stype.name))
+    limit = store.quotas.get(stype.name)
+    if limit is not None:
+        # Like the organization's quotas: per commercial type, over every zone and project, stopped servers included.
+        current = sum(
+            1
+            for server in store.servers.values()
+            if server["commercial_type"] == stype.name and server["organization"] == store.organization_id
+        )
+        if current >= limit:
+            raise ApiError.quotas_exceeded(quota_resource(stype.name), quota=limit, current=current)
     if store.faults.take("out_of_stock", lambda f: f.matches_stock(zone, stype.name, "create")) is not None:
         raise ApiError.out_of_stock(stype.name, zone)
 

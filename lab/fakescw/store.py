@@ -118,6 +118,7 @@ class Store:
         self.private_nics: dict[str, dict[str, Any]] = {}
         self.user_data: dict[str, dict[str, bytes]] = {}
         self.availability: dict[tuple[str, str], str] = {}
+        self.quotas: dict[str, int] = {}  # commercial type -> servers the organization may have
         self._seq = 0
         self._macs = 0
         self._ipv4: dict[str, int] = {}
@@ -127,7 +128,7 @@ class Store:
             self.default_security_group(self.project_id, zone)
 
     def reset(self) -> None:
-        """Forget every resource, fault, availability override and logged request."""
+        """Forget every resource, fault, availability override, quota and logged request."""
         with self.lock:
             self._reset_resources()
             self.faults.clear()
@@ -848,6 +849,7 @@ class Store:
                     {"zone": zone, "commercial_type": ctype, "availability": value}
                     for (zone, ctype), value in sorted(self.availability.items())
                 ],
+                "quotas": dict(sorted(self.quotas.items())),
             }
             state["counts"] = {
                 key: len(state[key])

@@ -443,6 +443,64 @@ def test_quotas_exceeded(fake_scaleway, instance):
     gpu_server(instance)
 
 
+def test_instance_quotas_are_counted_per_commercial_type(fake_scaleway, instance, client):
+    """Like the organization's quotas: per commercial type, every zone, stopped servers included."""
+    fake_scaleway.set_quota("L4-1-24G", 1)
+    gpu_server(instance, "first")
+    waw = InstanceUtilsV1API(scaleway.Client(**fake_scaleway.client_kwargs("pl-waw-2")))
+    with pytest.raises(ScalewayException) as exc:
+        waw.create_server(commercial_type="L4-1-24G", name="second", image=GPU_IMAGE)
+    status, body = error_of(exc)
+    assert (status, body["type"]) == (403, "quotas_exceeded")
+    assert body["details"] == [{"resource": "instances_l4_1_24g", "quota": 1, "current": 1}]
+    # another type has its own quota; a failed create leaves nothing
+    waw.create_server(commercial_type="L40S-1-48G", name="second", image=GPU_IMAGE)
+    assert fake_scaleway.state()["counts"]["servers"] == 2
+    assert fake_scaleway.state()["quotas"] == {"L4-1-24G": 1}
+    fake_scaleway.set_quota("L4-1-24G", None)
+    waw.create_server(commercial_type="L4-1-24G", name="third", image=GPU_IMAGE)
+    with pytest.raises(ApiError):
+        fake_scaleway.set_quota("NOPE-1", 1)
+    fake_scaleway.reset()
+    assert fake_scaleway.state()["quotas"] == {}
+
+
+def test_quotas_through_the_control_api(fake_scaleway):
+    put = requests.put(
+        f"{fake_scaleway.url}/_fake/quotas", json={"commercial_type": "H100-1-80G", "limit": 0}, timeout=5
+    )
+    assert put.json() == {"quotas": {"H100-1-80G": 0}}
+    assert requests.get(f"{fake_scaleway.url}/_fake/quotas", timeout=5).json() == {"quotas": {"H100-1-80G": 0}}
+    bad = requests.put(
+        f"{fake_scaleway.url}/_fake/quotas", json={"commercial_type": "H100-1-80G", "limit": -1}, timeout=5
+    )
+    assert bad.status_code == 400
+
+
+def test_ignore_query_drops_a_filter_like_an_api_that_does_not_know_it(fake_scaleway, instance):
+    """A list filter the API ignores (a renamed or unknown query parameter) returns everything."""
+    other_project = str(uuid.UUID(int=77))
+    instance.create_ip(type_="routed_ipv4", project=other_project)
+    mine = instance.create_ip(type_="routed_ipv4").ip
+    assert [ip.id for ip in instance.list_ips_all()] == [mine.id]
+    fake_scaleway.ignore_query(r"/ips$", ["project"], method="GET", count=1)
+    assert len(instance.list_ips_all()) == 2
+    assert [ip.id for ip in instance.list_ips_all()] == [mine.id]  # count=1: fired once
+    assert fake_scaleway.requests(method="GET", path=r"/ips$")[1]["query"]["project"] == [fake_scaleway.project_id]
+
+
+def test_ip_patch_detaches_only_with_an_explicit_null(fake_scaleway, instance):
+    """PATCH /ips/{id}: "server": null detaches, an empty body (what the SDK sends for server=None) changes nothing."""
+    server = gpu_server(instance)
+    ip = instance.create_ip(type_="routed_ipv4", server=server.id).ip
+    instance.update_ip(ip=ip.id, server=None)
+    assert fake_scaleway.requests(method="PATCH")[-1]["body"] == {}
+    assert instance.get_ip(ip=ip.id).ip.server.id == server.id
+    raw(fake_scaleway, "PATCH", f"/instance/v1/zones/{ZONE}/ips/{ip.id}", {"server": None})
+    assert instance.get_ip(ip=ip.id).ip.server is None
+    assert instance.get_server(server_id=server.id).server.public_ips == []
+
+
 def test_http_errors_fire_count_times(fake_scaleway, instance):
     fake_scaleway.http_error(r"/servers$", method="GET", status=503, count=2)
     for _attempt in range(2):
