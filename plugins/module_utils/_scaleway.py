@@ -20,6 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
@@ -65,8 +66,9 @@ _ERROR_HINTS = {
         "(they are tried in order) or retry later."
     ),
     "quotas_exceeded": (
-        "The project's quota for this resource is used up. Ask Scaleway to raise it (console: Organization, "
-        "Quotas); trying another zone or type will not help."
+        "The organization's quota for this resource is used up. Ask Scaleway to raise it (console: Organization, "
+        "Quotas). Quotas count over every zone, so another zone will not help; each Instance commercial type has "
+        "its own quota, so another type may."
     ),
     "permissions_denied": (
         "The API key is not allowed to do this. Give the key's IAM application a policy with InstancesFullAccess, "
@@ -83,21 +85,40 @@ _ERROR_HINTS = {
 
 
 class ScalewayError(Exception):
-    """An error with a message fit for the user, and the API's error type."""
+    """An error with a message fit for the user, its kind (the API's error type, or one of ours) and details."""
 
-    def __init__(self, message: str, kind: str | None = None, status: int | None = None) -> None:
+    default_kind: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        kind: str | None = None,
+        status: int | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
-        self.kind = kind
+        self.kind = kind or self.default_kind
         self.status = status
+        self.details = details or []
 
 
 class ScalewayConfigError(ScalewayError):
     """Credentials or settings are missing or malformed."""
 
+    default_kind = "config"
+
+
+class ScalewayInputError(ScalewayError):
+    """An option's value is refused; the message names the option."""
+
+    default_kind = "invalid_input"
+
 
 class ScalewayTimeout(ScalewayError):
     """A wait reached its deadline."""
+
+    default_kind = "timeout"
 
 
 # --------------------------------------------------------------------------
@@ -232,25 +253,57 @@ class _BoundedRequests:
         idempotent = method.upper() in _IDEMPOTENT_METHODS
         attempt = 0
         while True:
+            failure = None
             try:
                 response = requests.request(method, url, **kwargs)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if not idempotent or attempt >= self.retries:
-                    raise ScalewayError(
-                        f"{method} {_path_of(url)}: no answer from the Scaleway API within {self.timeout:g}s "
-                        f"after {attempt + 1} attempt(s): {type(exc).__name__}. Check api_url and the network.",
-                        kind="transport",
-                    ) from None
+            except requests.Timeout:  # before ConnectionError: a connect timeout is both
+                failure = f"no answer from the Scaleway API at {_origin_of(url)} within {self.timeout:g}s"
+            except requests.ConnectionError as exc:
+                if _refused(exc):
+                    failure = f"connection refused by {_origin_of(url)} (nothing listens there)"
+                else:
+                    failure = f"no answer from the Scaleway API at {_origin_of(url)} ({type(exc).__name__})"
             else:
                 retry = response.status_code == 429 or (idempotent and response.status_code in _RETRY_STATUS)
                 if not retry or attempt >= self.retries:
                     return response
+            if failure and (not idempotent or attempt >= self.retries):
+                raise ScalewayError(
+                    f"{method} {_path_of(url)}: {failure} after {attempt + 1} attempt(s). "
+                    "Check api_url and the network.",
+                    kind="transport",
+                )
             time.sleep(self.backoff * (2**attempt))
             attempt += 1
 
 
 def _path_of(url: str) -> str:
     return re.sub(r"^https?://[^/]+", "", url).split("?", 1)[0]
+
+
+def _origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, without any user name or password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a connection error was a refused connection (ECONNREFUSED somewhere in its chain)."""
+    seen: set[int] = set()
+    pending: list[Any] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        pending.extend([current.__cause__, current.__context__, getattr(current, "reason", None), *current.args])
+    return False
 
 
 _TRANSPORT = _BoundedRequests()
@@ -261,7 +314,9 @@ class ScalewayClient:
 
     def __init__(self, settings: dict[str, Any], timeout: float = 30, retries: int = 3) -> None:
         if not HAS_SCALEWAY:
-            raise ScalewayConfigError("The scaleway Python SDK is not installed (pip install scaleway).")
+            raise ScalewayConfigError(
+                "The scaleway Python SDK is not installed (pip install scaleway).", kind="missing_sdk"
+            )
         _TRANSPORT.timeout = float(timeout)
         _TRANSPORT.retries = max(0, int(retries))
         _scw_core_api.requests = _TRANSPORT
@@ -300,6 +355,19 @@ class ScalewayClient:
                 return None
             raise
 
+    def detach_ip(self, zone: str, ip_id: str) -> dict[str, Any]:
+        """Detach a flexible IP from its server: PATCH with an explicit ``"server": null``.
+
+        The SDK's ``update_ip(server=None)`` drops the None field and sends ``{}``, which changes nothing;
+        this sends the raw request through the SDK's own client (same auth, transport and errors).
+        """
+        if not ZONE_RE.match(zone) or not UUID_RE.match(ip_id):
+            raise ScalewayError(f"detaching IP {ip_id!r} in {zone!r}: not a zone and an IP ID.")
+        api = self.instance
+        response = api._request("PATCH", f"/instance/v1/zones/{zone}/ips/{ip_id}", body={"server": None})
+        api._throw_on_error(response)
+        return response.json()
+
     def private_addresses(self, server: dict[str, Any]) -> dict[str, list[str]]:
         """IPv4 addresses (no prefix length) of each private NIC of a server, from IPAM."""
         result: dict[str, list[str]] = {}
@@ -337,12 +405,28 @@ def api_error(exc: Exception, what: str) -> ScalewayError:
         kind = "denied_authentication"
     message = body.get("message") or f"HTTP {status}"
     fields = body.get("fields") or getattr(exc, "errors", None)
-    details = f" Fields: {fields}." if fields else ""
+    details = [entry for entry in body.get("details") or [] if isinstance(entry, dict)]
+    extra = f" Fields: {fields}." if fields else ""
+    if kind == "quotas_exceeded" and details:
+        extra += f" Quotas: {quota_summary(details)}."
     hint = _ERROR_HINTS.get(kind or "", "")
-    text = f"{what} failed: {message} ({kind or 'error'}, HTTP {status}).{details}"
+    text = f"{what} failed: {message} ({kind or 'error'}, HTTP {status}).{extra}"
     if hint:
         text = f"{text} {hint}"
-    return ScalewayError(text, kind=kind, status=status)
+    return ScalewayError(text, kind=kind or "api_error", status=status, details=details)
+
+
+def error_hint(kind: str) -> str:
+    """What to do about an API error of this kind ("" when there is no advice)."""
+    return _ERROR_HINTS.get(kind, "")
+
+
+def quota_summary(details: list[dict[str, Any]]) -> str:
+    """The quotas a quotas_exceeded error names, as ``resource (current/quota)``."""
+    return ", ".join(
+        f"{entry.get('resource') or 'unnamed quota'} ({entry.get('current', '?')}/{entry.get('quota', '?')})"
+        for entry in details
+    )
 
 
 # --------------------------------------------------------------------------
@@ -479,17 +563,39 @@ def summarize_server(server: dict[str, Any], private: dict[str, list[str]] | Non
 # --------------------------------------------------------------------------
 
 
+class _KindedModule(AnsibleModule):
+    """AnsibleModule whose failures always carry ``error_kind``; its own argument checks are invalid_input."""
+
+    def fail_json(self, msg: str, **kwargs: Any) -> None:  # type: ignore[override]
+        kwargs.setdefault("error_kind", "invalid_input")
+        super().fail_json(msg, **kwargs)
+
+
+def check_connection_options(params: dict[str, Any]) -> None:
+    """Semantic checks of the shared connection options; raise ScalewayInputError naming the option."""
+    if params["api_timeout"] <= 0:
+        raise ScalewayInputError(f"api_timeout must be a positive number of seconds, got {params['api_timeout']}.")
+    if params["api_retries"] < 0:
+        raise ScalewayInputError(f"api_retries must be 0 or more, got {params['api_retries']}.")
+
+
 class ScalewayModule:
-    """AnsibleModule plus a lazily built ScalewayClient; failures become fail_json with the message."""
+    """AnsibleModule plus a lazily built ScalewayClient; failures become fail_json with the message and its kind."""
 
     def __init__(self, argument_spec: dict[str, Any], **kwargs: Any) -> None:
         spec = scaleway_argument_spec()
         spec.update(argument_spec)
-        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.module = _KindedModule(argument_spec=spec, **kwargs)
         if not HAS_SCALEWAY:
-            self.module.fail_json(msg=missing_required_lib("scaleway"), exception=SCALEWAY_IMPORT_ERROR)
+            self.module.fail_json(
+                msg=missing_required_lib("scaleway"), exception=SCALEWAY_IMPORT_ERROR, error_kind="missing_sdk"
+            )
         self.params = self.module.params
         self._client: ScalewayClient | None = None
+        try:
+            check_connection_options(self.params)
+        except ScalewayError as exc:
+            self.fail(exc)
 
     def client(self, zone: str | None = None) -> ScalewayClient:
         if self._client is None:
@@ -497,11 +603,11 @@ class ScalewayModule:
                 settings = resolve_settings(self.params, zone)
                 self._client = ScalewayClient(settings, self.params["api_timeout"], self.params["api_retries"])
             except ScalewayError as exc:
-                self.module.fail_json(msg=exc.message)
+                self.fail(exc)
         return self._client  # type: ignore[return-value]
 
     def fail(self, error: ScalewayError, **result: Any) -> None:
-        self.module.fail_json(msg=error.message, error_kind=error.kind, **result)
+        self.module.fail_json(msg=error.message, error_kind=error.kind or "error", **result)
 
 
 # --------------------------------------------------------------------------

@@ -20,13 +20,15 @@ The work is split by concern, each part sharing one ``InstanceContext``:
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
 
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import (
     UUID_RE,
     ZONE_RE,
     ScalewayClient,
-    ScalewayError,
+    ScalewayInputError,
 )
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_context import (
     InstanceContext,
@@ -39,37 +41,82 @@ from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_reconcile import InstanceReconciler
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_teardown import InstanceTeardown
 
+# What a commercial type looks like (DEV1-S, L4-1-24G, POP2-HM-2C-16G, RENDER-S): no blanks, no spaces.
+COMMERCIAL_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _unique(option: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ScalewayInputError(f"{option} lists {value!r} twice.")
+        seen.add(value)
+
+
+def _public_ip_ok(value: str) -> bool:
+    """dynamic, none, a flexible IP's ID (UUID), or its address (IPv4, IPv6 or IPv6 prefix)."""
+    if value in ("dynamic", "none") or UUID_RE.match(value):
+        return True
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
+
 
 def validate(params: dict[str, Any]) -> None:
-    """Semantic checks the argument spec cannot express; raise ScalewayError naming the option."""
+    """Semantic checks the argument spec cannot express; raise ScalewayInputError naming the option.
+
+    Everything that can be checked without the API is checked here, before any call.
+    """
     if not params["name"] or params["name"].strip() != params["name"]:
-        raise ScalewayError("name must be a non-empty string without leading or trailing spaces.")
+        raise ScalewayInputError("name must be a non-empty string without leading or trailing spaces.")
     zones = params["zone"] or []
     if not zones:
-        raise ScalewayError("zone is required: give one zone or an ordered list (or set SCW_DEFAULT_ZONE).")
+        raise ScalewayInputError("zone is required: give one zone or an ordered list (or set SCW_DEFAULT_ZONE).")
     for zone in zones:
         if not ZONE_RE.match(zone):
-            raise ScalewayError(f"zone: {zone!r} is not a Scaleway zone (expected e.g. fr-par-2).")
+            raise ScalewayInputError(f"zone: {zone!r} is not a Scaleway zone (expected e.g. fr-par-2).")
     if len(set(zones)) != len(zones):
-        raise ScalewayError(f"zone lists a zone twice: {zones}.")
+        raise ScalewayInputError(f"zone lists a zone twice: {zones}.")
+    if params["wait_timeout"] <= 0:
+        raise ScalewayInputError(f"wait_timeout must be a positive number of seconds, got {params['wait_timeout']}.")
+    if params["wait_interval"] <= 0:
+        raise ScalewayInputError(
+            f"wait_interval must be a positive number of seconds, got {params['wait_interval']:g}."
+        )
     if params["state"] == "absent":
         return
     # The module's required_if refuses these options when omitted; an empty list or an explicit null passes it.
     if not params["commercial_type"]:
-        raise ScalewayError(f"commercial_type is required with state={params['state']}: one type or an ordered list.")
+        raise ScalewayInputError(
+            f"commercial_type is required with state={params['state']}: one type or an ordered list."
+        )
+    for commercial_type in params["commercial_type"]:
+        if not COMMERCIAL_TYPE_RE.match(commercial_type or ""):
+            raise ScalewayInputError(
+                f"commercial_type: {commercial_type!r} is not a commercial type (expected e.g. L4-1-24G)."
+            )
+    _unique("commercial_type", params["commercial_type"])
     if not params["image"]:
-        raise ScalewayError(f"image is required with state={params['state']}: an image label or a local image ID.")
+        raise ScalewayInputError(f"image is required with state={params['state']}: an image label or a local image ID.")
     size = params["root_volume_size"]
     if size is not None and not 10 <= size <= 10000:
-        raise ScalewayError(f"root_volume_size must be between 10 and 10000 (GB), got {size}.")
+        raise ScalewayInputError(f"root_volume_size must be between 10 and 10000 (GB), got {size}.")
     for volume in params["extra_volumes"] or []:
         if not UUID_RE.match(volume):
-            raise ScalewayError(f"extra_volumes: {volume!r} is not a volume ID (UUID).")
+            raise ScalewayInputError(f"extra_volumes: {volume!r} is not a volume ID (UUID).")
+    _unique("extra_volumes", params["extra_volumes"] or [])
     for network in params["private_networks"] or []:
         if not UUID_RE.match(network):
-            raise ScalewayError(f"private_networks: {network!r} is not a private network ID (UUID).")
-    if params["wait_timeout"] <= 0:
-        raise ScalewayError("wait_timeout must be a positive number of seconds.")
+            raise ScalewayInputError(f"private_networks: {network!r} is not a private network ID (UUID).")
+    _unique("private_networks", params["private_networks"] or [])
+    if params["security_group"] is not None and not params["security_group"].strip():
+        raise ScalewayInputError("security_group must not be empty: give a security group ID or name, or omit it.")
+    if not _public_ip_ok(params["public_ip"]):
+        raise ScalewayInputError(
+            f"public_ip: {params['public_ip']!r} is not dynamic, none, or the ID (UUID) or address of a flexible IP."
+        )
 
 
 class InstanceManager:
@@ -96,16 +143,25 @@ class InstanceManager:
     def removed(self) -> dict[str, list[str]]:
         return self.ctx.removed
 
+    @property
+    def warnings(self) -> list[str]:
+        return self.ctx.warnings
+
     def run(self) -> dict[str, Any]:
         ctx, params = self.ctx, self.ctx.params
         state = params["state"]
         manage_user_data = params["user_data"] is not None
+        if state == "absent":
+            # Every copy of a duplicated name goes too: that is what the duplicate-name error advises.
+            servers = self.lookup.find_all()
+            before = snapshot(servers[0]) if len(servers) == 1 else {}
+            if len(servers) > 1:
+                before = {"copies": [snapshot(server) for server in servers]}
+            self.teardown.teardown(servers)
+            return {"changed": ctx.changed, "removed": ctx.removed, "diff": {"before": before, "after": {}}}
         server = self.lookup.find()
         user_data_before = self.lookup.user_data(server) if server and manage_user_data else None
         before = snapshot(server, user_data_before)
-        if state == "absent":
-            self.teardown.teardown(server)
-            return {"changed": ctx.changed, "removed": ctx.removed, "diff": {"before": before, "after": {}}}
         if server is None:
             server = self.placement.create()
             created = True
@@ -119,7 +175,7 @@ class InstanceManager:
             instance = self.lookup.describe(server) if server is not None else None
         else:
             if server is None:
-                raise InstanceError(f"Instance {ctx.name} was not created and no error was reported.")
+                raise InstanceError(f"Instance {ctx.name} was not created and no error was reported.", kind="error")
             after = snapshot(server, self.lookup.user_data(server) if manage_user_data else None)
             instance = self.lookup.describe(server)
         return {

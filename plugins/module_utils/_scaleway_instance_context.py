@@ -3,20 +3,26 @@
 """What every part of the scaleway_instance logic shares (private to the collection).
 
 One ``InstanceContext`` per module run holds the API client, the parameters,
-check mode, and the three things the result reports whatever happens:
-``changed``, the ``placements`` considered and the IDs ``removed``.
+check mode, and what the result reports whatever happens: ``changed``, the
+``placements`` considered, the IDs ``removed`` and the ``warnings``.
+
+``changed`` is exact on failures too: a change counts once its API call has
+succeeded (in check mode, once it is predicted), never before.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import (
     OWNER_TAG_PREFIX,
     ScalewayClient,
     ScalewayError,
 )
+
+T = TypeVar("T")
 
 USER_DATA_KEY = "cloud-init"
 GB = 1000**3
@@ -44,12 +50,27 @@ class InstanceContext:
         self.check_mode = check_mode
         self.name: str = params["name"]
         self.project: str | None = api.project_id
+        self.organization: str | None = api.organization_id
         self.zones: list[str] = params["zone"]
         self.changed = False
         self.placements: list[dict[str, Any]] = []
         self.removed: dict[str, list[str]] = {"servers": [], "volumes": [], "ips": []}
+        self.warnings: list[str] = []
 
     @property
     def owner_tag(self) -> str:
         """The tag on everything the module creates for this instance."""
         return owner_tag(self.name)
+
+    def apply(self, what: str, func: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+        """Make one change: in check mode only predicted (nothing is called), else called, then counted."""
+        if self.check_mode:
+            self.changed = True
+            return None
+        result = self.api.call(what, func, *args, **kwargs)
+        self.changed = True
+        return result
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)

@@ -4,16 +4,26 @@
 
 Each (commercial_type, zone) combination is tried in the order placement_order
 gives. One is skipped when the zone does not offer the type, reports a
-shortage, has no compatible image or lacks an extra volume; when creation or
-the first power-on answers out_of_stock, the next one is tried. Every
-combination considered is recorded in the context's ``placements``.
+shortage, has no compatible image, lacks an extra volume or lacks the given
+flexible IP: every input that can be checked before a create is checked
+before it, so nothing billable exists because of bad input. When creation or
+the first power-on answers out_of_stock, the next combination is tried; when
+creation answers quotas_exceeded, the type's other zones are skipped (quotas
+are the organization's, per commercial type) and the next type is tried.
+Every combination considered is recorded in the context's ``placements``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import UUID_RE, ScalewayError, to_plain
+from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import (
+    UUID_RE,
+    ScalewayError,
+    error_hint,
+    quota_summary,
+    to_plain,
+)
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_context import (
     GB,
     InstanceContext,
@@ -30,7 +40,7 @@ except ImportError:  # the module reports the missing SDK
     VolumeServerTemplate = None
 
 # Outcomes recorded for each (commercial_type, zone) placement that was considered.
-SKIPPED_OUTCOMES = ("not_offered", "shortage", "no_image", "volumes_elsewhere")
+SKIPPED_OUTCOMES = ("not_offered", "shortage", "no_image", "volumes_elsewhere", "ip_elsewhere")
 
 
 class InstancePlacement:
@@ -51,7 +61,10 @@ class InstancePlacement:
         self.reconciler = reconciler
         self.teardown = teardown
         self._availability: dict[str, dict[str, str]] = {}
-        self._volumes_in: dict[str, bool] = {}
+        self._images: dict[tuple[str, str], str | None] = {}
+        self._missing_volumes: dict[str, list[str]] = {}
+        self._public_ip: dict[str, str | None] = {}
+        self.quotas_hit: dict[str, ScalewayError] = {}  # commercial type -> its quotas_exceeded error
 
     def candidates(self) -> list[tuple[str, str]]:
         types = self.ctx.params["commercial_type"]
@@ -74,33 +87,43 @@ class InstancePlacement:
         return self._availability[zone]
 
     def image_for(self, commercial_type: str, zone: str) -> str | None:
+        """The image ID to create from (asked once per type and zone); None when the label has none."""
         image = self.ctx.params["image"]
         if UUID_RE.match(image):
             return image
-        images = self.api.call(
-            f"looking up image label {image!r} in {zone}",
-            self.api.marketplace.list_local_images_all,
-            image_label=image,
-            zone=zone,
-            type_="instance_sbs",
-        )
-        for local in images:
-            compatible = local.compatible_commercial_types or []
-            if not compatible or commercial_type in compatible:
-                return local.id
-        return None
-
-    def volumes_in(self, zone: str) -> bool:
-        """Whether every extra volume is in this zone (asked once per zone)."""
-        if zone not in self._volumes_in:
-            self._volumes_in[zone] = all(
-                self.api.call_unless_gone(
-                    f"reading volume {volume_id}", self.api.block.get_volume, volume_id=volume_id, zone=zone
-                )
-                is not None
-                for volume_id in self.ctx.params["extra_volumes"] or []
+        if (commercial_type, zone) not in self._images:
+            images = self.api.call(
+                f"looking up image label {image!r} in {zone}",
+                self.api.marketplace.list_local_images_all,
+                image_label=image,
+                zone=zone,
+                type_="instance_sbs",
             )
-        return self._volumes_in[zone]
+            self._images[(commercial_type, zone)] = next(
+                (
+                    local.id
+                    for local in images
+                    if not local.compatible_commercial_types or commercial_type in local.compatible_commercial_types
+                ),
+                None,
+            )
+        return self._images[(commercial_type, zone)]
+
+    def missing_volumes(self, zone: str) -> list[str]:
+        """The extra volumes that are not in this zone (asked once per zone)."""
+        if zone not in self._missing_volumes:
+            self._missing_volumes[zone] = [
+                volume_id
+                for volume_id in self.ctx.params["extra_volumes"] or []
+                if self.lookup.volume(zone, volume_id) is None
+            ]
+        return self._missing_volumes[zone]
+
+    def public_ip_in(self, zone: str) -> str | None:
+        """The ID of the given flexible IP in this zone (asked once per zone); None when it is not there."""
+        if zone not in self._public_ip:
+            self._public_ip[zone] = self.lookup.flexible_ip_id(self.ctx.params["public_ip"], zone)
+        return self._public_ip[zone]
 
     def record(self, commercial_type: str, zone: str, outcome: str, message: str = "") -> None:
         self.ctx.placements.append(
@@ -112,44 +135,95 @@ class InstancePlacement:
             f"{entry['commercial_type']} in {entry['zone']}: {entry['outcome']}" for entry in self.ctx.placements
         )
 
+    def skip_reason(self, commercial_type: str, zone: str) -> tuple[str, str] | None:
+        """Why this placement cannot work, as (outcome, message); None when it is worth a create."""
+        params = self.ctx.params
+        stock = self.availability(zone)
+        if commercial_type not in stock:
+            return "not_offered", f"{zone} does not offer {commercial_type}"
+        if stock[commercial_type] == "shortage":
+            return "shortage", "the availability endpoint reports a shortage"
+        if self.image_for(commercial_type, zone) is None:
+            return "no_image", f"no instance_sbs image labelled {params['image']!r} for {commercial_type} in {zone}"
+        missing = self.missing_volumes(zone)
+        if missing:
+            return "volumes_elsewhere", f"extra_volumes not in {zone}: {', '.join(missing)}"
+        if params["public_ip"] not in ("dynamic", "none") and self.public_ip_in(zone) is None:
+            return "ip_elsewhere", f"public_ip {params['public_ip']!r} is not a flexible IP of the project in {zone}"
+        return None
+
     def create(self) -> dict[str, Any] | None:
         """Try each placement in order; return the created server (None in check mode)."""
         ctx = self.ctx
         for commercial_type, zone in self.candidates():
-            stock = self.availability(zone)
-            if commercial_type not in stock:
-                self.record(commercial_type, zone, "not_offered", f"{zone} does not offer {commercial_type}")
+            if commercial_type in self.quotas_hit:
+                continue  # the organization's quota of this type is used up in every zone
+            skipped = self.skip_reason(commercial_type, zone)
+            if skipped is not None:
+                self.record(commercial_type, zone, *skipped)
                 continue
-            if stock[commercial_type] == "shortage":
-                self.record(commercial_type, zone, "shortage", "the availability endpoint reports a shortage")
-                continue
-            image_id = self.image_for(commercial_type, zone)
-            if image_id is None:
-                self.record(
-                    commercial_type,
-                    zone,
-                    "no_image",
-                    f"no instance_sbs image labelled {ctx.params['image']!r} for {commercial_type} in {zone}",
-                )
-                continue
-            if not self.volumes_in(zone):
-                self.record(commercial_type, zone, "volumes_elsewhere", "an extra volume is not in this zone")
-                continue
-            ctx.changed = True
             if ctx.check_mode:
+                ctx.changed = True
                 self.record(commercial_type, zone, "would_create")
                 return None
-            server = self.create_in(commercial_type, zone, image_id)
+            server = self.create_in(commercial_type, zone, self.image_for(commercial_type, zone) or "")
             if server is not None:
                 return server
-        raise InstanceError(
-            f"Could not create instance {ctx.name}: no placement worked. Tried {self.tried() or 'nothing'}. "
-            "Add zones or commercial types, or retry later.",
+        raise self.failure()
+
+    def failure(self) -> InstanceError:
+        """The error once no placement worked: the quotas hit, and each option and value that can never work."""
+        ctx, params = self.ctx, self.ctx.params
+        types = params["commercial_type"]
+        zones = ", ".join(ctx.zones)
+        quotas = "; ".join(
+            f"{name}: {quota_summary(error.details) or error.message}" for name, error in self.quotas_hit.items()
+        )
+        if set(types) <= set(self.quotas_hit):
+            return InstanceError(
+                f"Could not create instance {ctx.name}: the quota of every commercial type is used up ({quotas}). "
+                f"{error_hint('quotas_exceeded')} Tried {self.tried()}.",
+                kind="quotas_exceeded",
+            )
+        reasons = []
+        if quotas:
+            reasons.append(f"Quotas used up: {quotas}.")
+        for commercial_type in types:
+            entries = [entry for entry in ctx.placements if entry["commercial_type"] == commercial_type]
+            outcomes = {entry["outcome"] for entry in entries}
+            if outcomes == {"not_offered"}:
+                reasons.append(f"commercial_type: {commercial_type!r} is not offered in {zones}.")
+            elif "no_image" in outcomes and outcomes <= {"not_offered", "no_image"}:
+                where = ", ".join(entry["zone"] for entry in entries if entry["outcome"] == "no_image")
+                reasons.append(
+                    f"image: no instance_sbs image labelled {params['image']!r} for {commercial_type} in {where}."
+                )
+        if any(entry["outcome"] == "volumes_elsewhere" for entry in ctx.placements):
+            for volume_id in params["extra_volumes"] or []:
+                if all(volume_id in self.missing_volumes(zone) for zone in ctx.zones):
+                    reasons.append(f"extra_volumes: {volume_id!r} is in none of the zones {zones}.")
+        if any(entry["outcome"] == "ip_elsewhere" for entry in ctx.placements):
+            if all(self.public_ip_in(zone) is None for zone in ctx.zones):
+                reasons.append(self.lookup.public_ip_error(ctx.zones).message)
+        advice = (
+            "Fix the options named above, or add zones or commercial types"
+            if reasons
+            else "Add zones or commercial types"
+        )
+        return InstanceError(
+            " ".join(
+                [
+                    f"Could not create instance {ctx.name}: no placement worked.",
+                    *reasons,
+                    f"Tried {self.tried() or 'nothing'}.",
+                    f"{advice}, or retry later.",
+                ]
+            ),
             kind="no_placement",
         )
 
     def create_in(self, commercial_type: str, zone: str, image_id: str) -> dict[str, Any] | None:
-        """Create in one placement; None when it is out of stock (at creation or first power-on)."""
+        """Create in one placement; None when it is out of stock (at creation or first power-on) or over quota."""
         ctx, params = self.ctx, self.ctx.params
         root = {"volume_type": "sbs_volume", "boot": True}
         if params["root_volume_size"]:
@@ -180,10 +254,20 @@ class InstancePlacement:
                 self.record(commercial_type, zone, "out_of_stock", error.message)
                 return None
             self.record(commercial_type, zone, "failed", error.message)
-            raise InstanceError(f"{error.message} Tried so far: {self.tried()}.", error.kind, error.status) from None
+            if error.kind == "quotas_exceeded":
+                self.quotas_hit[commercial_type] = error
+                ctx.placements[-1]["message"] = (
+                    f"quotas_exceeded: {quota_summary(error.details) or error.message}; the other zones of "
+                    f"{commercial_type} are skipped (quotas are the organization's, in every zone)"
+                )
+                return None
+            raise InstanceError(
+                f"{error.message} Tried so far: {self.tried()}.", error.kind, error.status, error.details
+            ) from None
+        ctx.changed = True
         server = to_plain(answer.server)
         self.record(commercial_type, zone, "created")
-        self.mark_root_volume(server)
+        self.teardown.ensure_root_tag(server)
         if params["user_data"] is not None:
             self.reconciler.set_user_data(server)
         for network in params["private_networks"] or []:
@@ -197,20 +281,7 @@ class InstancePlacement:
                 if error.kind != "out_of_stock":
                     raise
                 ctx.placements[-1].update(outcome="out_of_stock", message=f"at power-on: {error.message}")
-                self.teardown.teardown(server)
+                self.teardown.teardown([server])
                 return None
             server = self.power.wait_state(server, ("running",))
         return server
-
-    def mark_root_volume(self, server: dict[str, Any]) -> None:
-        """Tag the new root volume as owned, so teardown finds it even after the server is gone."""
-        root = (server.get("volumes") or {}).get("0")
-        if not root or root.get("volume_type") != "sbs_volume":
-            return
-        self.api.call(
-            f"tagging the root volume of {self.ctx.name}",
-            self.api.block.update_volume,
-            volume_id=root["id"],
-            zone=server["zone"],
-            tags=[self.ctx.owner_tag],
-        )

@@ -60,8 +60,9 @@ class InstancePower:
         return self.wait_state(server, STABLE_STATES)
 
     def action(self, server: dict[str, Any], action: str) -> None:
+        """Ask for a power action (never in check mode); counted as a change once the API accepted it."""
         api = self.ctx.api
-        api.call(
+        self.ctx.apply(
             f"{action} of instance {self.ctx.name} ({server['id']}) in {server['zone']}",
             api.instance.server_action,
             server_id=server["id"],
@@ -78,8 +79,8 @@ class InstancePower:
         if server["state"] == ("starting" if target == "running" else "stopping"):
             # Already on its way to the target: nothing to do but wait.
             return server if ctx.check_mode else self.wait_state(server, (target,))
-        ctx.changed = True
         if ctx.check_mode:
+            ctx.changed = True
             return server
         server = self.wait_stable(server)
         if server["state"] != target:

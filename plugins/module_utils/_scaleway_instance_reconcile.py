@@ -42,8 +42,10 @@ class InstanceReconciler:
             raise InstanceError(
                 f"Instance {ctx.name} exists in {zone} as {server['commercial_type']}, which is not in "
                 f"commercial_type {params['commercial_type']}. The type of an existing instance is not "
-                "changed: remove it (state=absent) to recreate it, or list its type."
+                "changed: remove it (state=absent) to recreate it, or list its type.",
+                kind="conflict",
             )
+        self.teardown.ensure_root_tag(server)
         patch: dict[str, Any] = {}
         wanted_tags = list(params["tags"] or [])
         if sorted(server.get("tags") or []) != sorted(wanted_tags):
@@ -52,19 +54,15 @@ class InstanceReconciler:
         if group and (server.get("security_group") or {}).get("id") != group:
             patch["security_group"] = SecurityGroupTemplate(id=group, name=params["security_group"])
         if patch:
-            ctx.changed = True
-            if not ctx.check_mode:
-                self.api.call(
-                    f"updating instance {ctx.name}",
-                    self.api.instance._update_server,  # the SDK exposes updates only under this name
-                    server_id=server["id"],
-                    zone=zone,
-                    **patch,
-                )
+            ctx.apply(
+                f"updating instance {ctx.name}",
+                self.api.instance._update_server,  # the SDK exposes updates only under this name
+                server_id=server["id"],
+                zone=zone,
+                **patch,
+            )
         if params["user_data"] is not None and user_data_before != params["user_data"]:
-            ctx.changed = True
-            if not ctx.check_mode:
-                self.set_user_data(server)
+            self.set_user_data(server)
         self.reconcile_nics(server)
         self.reconcile_volumes(server)
         self.ensure_public_ip(server)
@@ -73,7 +71,7 @@ class InstanceReconciler:
         return self.lookup.get(server) or server
 
     def set_user_data(self, server: dict[str, Any]) -> None:
-        self.api.call(
+        self.ctx.apply(
             f"setting the cloud-init user data of {self.ctx.name}",
             self.api.instance.set_server_user_data,
             server_id=server["id"],
@@ -83,7 +81,7 @@ class InstanceReconciler:
         )
 
     def add_nic(self, server: dict[str, Any], network: str) -> None:
-        self.api.call(
+        self.ctx.apply(
             f"attaching {self.ctx.name} to private network {network}",
             self.api.instance.create_private_nic,
             server_id=server["id"],
@@ -99,20 +97,16 @@ class InstanceReconciler:
         current = {nic["private_network_id"]: nic for nic in server.get("private_nics") or []}
         for network in wanted:
             if network not in current:
-                ctx.changed = True
-                if not ctx.check_mode:
-                    self.add_nic(server, network)
+                self.add_nic(server, network)
         for network, nic in current.items():
             if network not in wanted:
-                ctx.changed = True
-                if not ctx.check_mode:
-                    self.api.call(
-                        f"detaching {ctx.name} from private network {network}",
-                        self.api.instance.delete_private_nic,
-                        server_id=server["id"],
-                        private_nic_id=nic["id"],
-                        zone=server["zone"],
-                    )
+                ctx.apply(
+                    f"detaching {ctx.name} from private network {network}",
+                    self.api.instance.delete_private_nic,
+                    server_id=server["id"],
+                    private_nic_id=nic["id"],
+                    zone=server["zone"],
+                )
 
     def reconcile_volumes(self, server: dict[str, Any]) -> None:
         ctx = self.ctx
@@ -120,19 +114,20 @@ class InstanceReconciler:
         for volume_id in ctx.params["extra_volumes"] or []:
             if volume_id in attached:
                 continue
-            ctx.changed = True
-            if not ctx.check_mode:
-                self.api.call(
-                    f"attaching volume {volume_id} to {ctx.name}",
-                    self.api.instance.attach_server_volume,
-                    server_id=server["id"],
-                    volume_id=volume_id,
-                    volume_type="sbs_volume",
-                    zone=server["zone"],
-                )
+            ctx.apply(
+                f"attaching volume {volume_id} to {ctx.name}",
+                self.api.instance.attach_server_volume,
+                server_id=server["id"],
+                volume_id=volume_id,
+                volume_type="sbs_volume",
+                zone=server["zone"],
+            )
 
     def ensure_public_ip(self, server: dict[str, Any]) -> None:
-        """Make the public IPs match the public_ip option; creates/releases only IPs this module owns."""
+        """Make the public IPs match the public_ip option; creates/releases only IPs this module owns.
+
+        A given flexible IP is detached with an explicit ``"server": null`` (``ScalewayClient.detach_ip``).
+        """
         ctx = self.ctx
         mode = ctx.params["public_ip"]
         zone = server["zone"]
@@ -141,42 +136,31 @@ class InstanceReconciler:
         wanted_id: str | None = None
         if mode not in ("none", "dynamic"):
             wanted_id = self.lookup.flexible_ip_id(mode, zone)
+            if wanted_id is None:
+                raise self.lookup.public_ip_error([zone])
         keep_owned = mode == "dynamic"
         for ip_id in list(attached):
             if (ip_id in owned and keep_owned) or ip_id == wanted_id or attached[ip_id].get("dynamic"):
                 continue
-            ctx.changed = True
-            if ctx.check_mode:
-                continue
             if ip_id in owned:
                 self.teardown.release_ip(zone, ip_id)
             else:
-                self.api.call(
-                    f"detaching IP {ip_id} from {ctx.name}",
-                    self.api.instance.update_ip,
-                    ip=ip_id,
-                    zone=zone,
-                    server=None,
-                )
+                ctx.apply(f"detaching IP {ip_id} from {ctx.name}", self.api.detach_ip, zone, ip_id)
         if mode == "dynamic" and not any(ip_id in owned for ip_id in attached):
-            ctx.changed = True
-            if not ctx.check_mode:
-                self.api.call(
-                    f"reserving a routed IPv4 for {ctx.name} in {zone}",
-                    self.api.instance.create_ip,
-                    zone=zone,
-                    project=ctx.project,
-                    type_="routed_ipv4",
-                    tags=[ctx.owner_tag],
-                    server=server["id"],
-                )
+            ctx.apply(
+                f"reserving a routed IPv4 for {ctx.name} in {zone}",
+                self.api.instance.create_ip,
+                zone=zone,
+                project=ctx.project,
+                type_="routed_ipv4",
+                tags=[ctx.owner_tag],
+                server=server["id"],
+            )
         if wanted_id and wanted_id not in attached:
-            ctx.changed = True
-            if not ctx.check_mode:
-                self.api.call(
-                    f"attaching IP {mode} to {ctx.name}",
-                    self.api.instance.update_ip,
-                    ip=wanted_id,
-                    zone=zone,
-                    server=server["id"],
-                )
+            ctx.apply(
+                f"attaching IP {mode} to {ctx.name}",
+                self.api.instance.update_ip,
+                ip=wanted_id,
+                zone=zone,
+                server=server["id"],
+            )

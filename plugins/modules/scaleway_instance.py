@@ -12,16 +12,27 @@ description:
   - Manages one Scaleway Instance identified by its exact O(name) within a project and the zones in O(zone).
     Names are compared exactly; the API's own name filter, which matches substrings, is never trusted.
   - Creation tries each combination of O(commercial_type) and O(zone) in order. Combinations that the zone
-    does not offer, that the availability endpoint reports as C(shortage), or that lack a compatible image are
-    skipped; when creation answers C(out_of_stock) the next combination is tried. Every combination considered
-    is returned in RV(placements) with its outcome.
+    does not offer, that the availability endpoint reports as C(shortage), that lack a compatible image, an extra
+    volume or the flexible IP given in O(public_ip) are skipped before anything is created; when creation answers
+    C(out_of_stock) the next combination is tried. When creation answers C(quotas_exceeded), the other zones of
+    that type are skipped (Scaleway's quotas are the organization's, per commercial type, in every zone) and the
+    next type is tried; the module fails when every type is out of quota, naming the quotas. Every combination
+    considered is returned in RV(placements) with its outcome.
+  - Every option that can be checked without the API is checked before the first API call, and every option that
+    depends on a zone is checked in that zone before a server is created there, so bad input never leaves a billable
+    server or volume behind.
   - The root volume is a block storage (SBS) volume of O(root_volume_size) GB made from an image given by label
     (resolved to the zone's C(instance_sbs) local image compatible with the type) or by ID.
   - Cloud-init user data is set before the first power-on.
   - Everything the module creates for an instance, the root volume and a reserved public IP, is tagged
-    C(parrotpark.llm/instance=NAME). O(state=absent) removes the instance and every volume and IP carrying that
-    tag in the listed zones, also when an earlier teardown was interrupted; volumes in O(extra_volumes) and IPs
-    given in O(public_ip) are detached, never deleted.
+    C(parrotpark.llm/instance=NAME). The root volume's tag is checked on every run that finds the instance and
+    added when missing (a creation interrupted before tagging it is repaired by the next run).
+    O(state=absent) removes the instance (every instance with that name, when the name is duplicated) and every
+    volume and IP carrying that tag in the listed zones, also when an earlier teardown was interrupted; volumes in
+    O(extra_volumes) and IPs given in O(public_ip) are detached, never deleted.
+  - Teardown checks, on the client side, that every volume and IP it lists belongs to the configured project,
+    and leaves a tagged volume or IP that is attached to another server alone; both are reported as warnings,
+    never waited on.
 author: Parrotpark contributors (@parrotpark)
 extends_documentation_fragment:
   - parrotpark.llm.scaleway
@@ -47,7 +58,8 @@ options:
       - V(present) creates the instance if needed (powered off when new) and leaves the power state alone.
       - V(running) creates it if needed and powers it on; V(stopped) powers it off (a stopped instance still pays
         for its volumes and IP).
-      - V(absent) removes it with the volumes and IPs the module created for it.
+      - V(absent) removes it with the volumes and IPs the module created for it; when several instances have the
+        name (which the other states refuse), it removes all of them.
     type: str
     choices: [present, running, stopped, absent]
     default: present
@@ -115,7 +127,10 @@ options:
       - V(dynamic) reserves a routed public IPv4 for the instance, tagged as owned by it, and releases it with the
         instance.
       - V(none) gives the instance no public IP (an IP the module reserved earlier is released).
-      - Any other value is the ID or the address of an existing flexible IP of the zone, attached but never released.
+      - Any other value is the ID or the address of an existing flexible IP of the project, attached but never
+        released. At creation, zones where that IP is not reserved are skipped (outcome V(ip_elsewhere)); a value
+        that is neither an ID nor an IP address is refused before any API call.
+      - Moving away from a given flexible IP (to V(none) or V(dynamic)) detaches it from the instance.
     type: str
     default: dynamic
   wait:
@@ -125,12 +140,12 @@ options:
     default: true
   wait_timeout:
     description:
-      - Seconds to wait for each state change before failing with the last state seen.
+      - Seconds to wait for each state change before failing with the last state seen. Must be positive.
     type: int
     default: 600
   wait_interval:
     description:
-      - Seconds between two polls while waiting.
+      - Seconds between two polls while waiting. Must be positive.
     type: float
     default: 5
 notes:
@@ -231,7 +246,9 @@ placements:
   description:
     - Every type and zone combination considered for creation, in order, with its outcome, one of
       V(created), V(would_create) (check mode), V(not_offered), V(shortage), V(no_image), V(volumes_elsewhere),
-      V(out_of_stock) or V(failed). Empty when the instance already existed.
+      V(ip_elsewhere), V(out_of_stock) or V(failed). Empty when the instance already existed.
+    - A V(failed) creation over quota says so in its message, with the quotas; the type's other zones are then
+      not listed (they were not tried).
   returned: when O(state) is not V(absent)
   type: list
   elements: dict
@@ -248,8 +265,13 @@ removed:
     ips: {description: Flexible IP IDs., type: list, elements: str, returned: always}
 error_kind:
   description:
-    - On failure, the kind of error, such as V(no_placement) (every placement was skipped or out of stock),
-      V(quotas_exceeded), V(permissions_denied), V(denied_authentication), V(timeout) or V(transport).
+    - On failure, the kind of error. V(invalid_input) (an option's value, named in the message, was refused; also
+      the argument spec's own checks), V(config) (credentials or settings), V(duplicate_name), V(conflict) (the
+      existing instance's type is not listed), V(no_placement) (every placement was skipped or out of stock; the
+      message names each option and value that can never work), V(quotas_exceeded) (every type is over quota),
+      V(timeout), V(transport) (no answer, or the connection refused), V(missing_sdk); or the API's own error type,
+      such as V(permissions_denied), V(denied_authentication), V(not_found), V(transient_state),
+      V(invalid_arguments), and V(api_error) for an API error without a type.
   returned: on failure
   type: str
 """
@@ -295,9 +317,13 @@ def main() -> None:
     except ScalewayError as error:
         extra = {}
         if manager is not None:
+            for warning in manager.warnings:
+                scw.module.warn(warning)
             extra = {"changed": manager.changed, "placements": manager.placements, "removed": manager.removed}
         scw.fail(error, **extra)
         return
+    for warning in manager.warnings:
+        scw.module.warn(warning)
     scw.module.exit_json(**result)
 
 

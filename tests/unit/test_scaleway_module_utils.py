@@ -242,3 +242,93 @@ def test_to_plain_handles_sdk_types() -> None:
 
     plain = scw.to_plain(Thing(datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC), Color.RED, [b"x"]))
     assert plain == {"when": "2026-01-02T00:00:00+00:00", "color": "red", "items": ["x"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 15 (the instance module's faults): what the shared helpers say and send.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_transport_says_a_refused_connection_was_refused() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    transport = scw._BoundedRequests()
+    transport.retries, transport.backoff = 0, 0
+    with pytest.raises(scw.ScalewayError) as caught:
+        transport.request("GET", f"http://user:pw@127.0.0.1:{port}/instance/v1/zones/fr-par-2/servers?page=1")
+    message = caught.value.message
+    assert caught.value.kind == "transport"
+    assert f"GET /instance/v1/zones/fr-par-2/servers: connection refused by http://127.0.0.1:{port}" in message
+    assert "within" not in message
+    assert "pw" not in message  # no user information of the URL
+
+
+def test_transport_timeout_says_how_long_it_waited(monkeypatch: pytest.MonkeyPatch) -> None:
+    def hang(method: str, url: str, **kwargs: object) -> None:
+        raise scw.requests.ConnectTimeout("timed out")
+
+    monkeypatch.setattr(scw.requests, "request", hang)
+    transport = scw._BoundedRequests()
+    transport.timeout, transport.retries, transport.backoff = 7.0, 0, 0
+    with pytest.raises(scw.ScalewayError, match=r"no answer from the Scaleway API at https://api\.x within 7s"):
+        transport.request("GET", "https://api.x/instance/v1/servers")
+
+
+def test_quota_errors_name_the_quotas_and_keep_their_details() -> None:
+    details = [{"resource": "instances_l4_1_24g", "quota": 1, "current": 1}]
+    body = {"type": "quotas_exceeded", "message": "quota(s) exceeded for this resource", "details": details}
+    error = scw.api_error(FakeSdkError(403, body), "creating L4-1-24G instance gpu in fr-par-2")
+    assert error.kind == "quotas_exceeded"
+    assert error.details == details
+    assert "Quotas: instances_l4_1_24g (1/1)." in error.message
+    assert "another type may" in error.message
+
+
+def test_an_api_error_without_a_type_still_has_a_kind() -> None:
+    error = scw.api_error(FakeSdkError(502, "<html>bad gateway</html>"), "listing servers")
+    assert error.kind == "api_error"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"api_timeout": 0}, "api_timeout must be a positive number of seconds, got 0."),
+        ({"api_timeout": -1}, "api_timeout must be a positive number of seconds, got -1."),
+        ({"api_retries": -1}, "api_retries must be 0 or more, got -1."),
+    ],
+)
+def test_connection_options_are_checked(overrides: dict[str, int], message: str) -> None:
+    with pytest.raises(scw.ScalewayInputError) as caught:
+        scw.check_connection_options(params(**overrides))
+    assert caught.value.message == message
+    assert caught.value.kind == "invalid_input"
+    scw.check_connection_options(params())  # the defaults pass
+
+
+def test_detach_ip_sends_an_explicit_null(fake_scaleway: object) -> None:
+    """The SDK's update_ip(server=None) sends {} (nothing happens); detach_ip sends {"server": null}."""
+    settings = scw.resolve_settings(
+        params(
+            access_key="SCWXXXXXXXXXXXXXXXXX",
+            secret_key=fake_scaleway.secret_key,
+            project_id=fake_scaleway.project_id,
+            organization_id=fake_scaleway.organization_id,
+            api_url=fake_scaleway.url,
+        ),
+        "fr-par-2",
+    )
+    client = scw.ScalewayClient(settings, timeout=5, retries=0)
+    server = fake_scaleway.create_server("fr-par-2", commercial_type="DEV1-S", name="x", image="ubuntu_noble")
+    ip = client.instance.create_ip(zone="fr-par-2", type_="routed_ipv4", server=server["id"]).ip
+    client.instance.update_ip(ip=ip.id, zone="fr-par-2", server=None)
+    assert client.instance.get_ip(ip=ip.id, zone="fr-par-2").ip.server is not None
+    answer = client.detach_ip("fr-par-2", ip.id)
+    assert answer["ip"]["server"] is None
+    assert fake_scaleway.requests(method="PATCH")[-1]["body"] == {"server": None}
+    assert client.instance.get_ip(ip=ip.id, zone="fr-par-2").ip.server is None
+    with pytest.raises(scw.ScalewayError) as caught:
+        client.call("detaching", client.detach_ip, "fr-par-2", str(uuid.UUID(int=1)))
+    assert caught.value.kind == "not_found"
