@@ -454,25 +454,24 @@ def cmd_up(settings: dict[str, Any], args: argparse.Namespace) -> int:
         return run_playbook(settings, schedule, "up", args.extra)
 
 
-def cmd_down(settings: dict[str, Any], args: argparse.Namespace) -> int:
+def run_whatever_the_schedule(settings: dict[str, Any], action: str, extra: list[str], anyway: str) -> int:
+    """Run the action's playbook under the lock of every run, even when the schedule cannot be read."""
     try:
         schedule: Schedule | None = Schedule.load(settings["schedule"])
     except ScheduleError as exc:
-        log(f"down: {exc}; going down anyway")
+        log(f"{action}: {exc}; {anyway} anyway")
         schedule = None
     with locked(settings["lock_file"], int(settings["lock_wait"])):
-        return run_playbook(settings, schedule, "down", args.extra)
+        return run_playbook(settings, schedule, action, extra)
+
+
+def cmd_down(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    return run_whatever_the_schedule(settings, "down", args.extra, "going down")
 
 
 def cmd_reap(settings: dict[str, Any], args: argparse.Namespace) -> int:
-    try:
-        schedule: Schedule | None = Schedule.load(settings["schedule"])
-    except ScheduleError as exc:
-        log(f"reap: {exc}; reaping anyway")
-        schedule = None
     # Under the lock of up and down: a server being created or destroyed is theirs until they finish.
-    with locked(settings["lock_file"], int(settings["lock_wait"])):
-        return run_playbook(settings, schedule, "reap", args.extra)
+    return run_whatever_the_schedule(settings, "reap", args.extra, "reaping")
 
 
 def session_owner(settings: dict[str, Any]) -> tuple[bool, str]:
