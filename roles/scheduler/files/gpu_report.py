@@ -30,6 +30,7 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections import defaultdict
@@ -682,6 +683,237 @@ def load_schedule(path: str | Path, zone_name: str) -> ScheduleWindows:
 
 
 # --------------------------------------------------------------------------
+# Usage from PostgreSQL: the metrics database that Telegraf writes
+# --------------------------------------------------------------------------
+
+# LiteLLM's token counters as Telegraf stores them (inputs.prometheus, metric_version 1: one table per metric,
+# named as the sample, the value in `counter`, or in `value` when the family is untyped); the first name that
+# exists is read. The names changed between LiteLLM releases, hence the candidates.
+LITELLM_TABLES = {
+    "prompt": ("litellm_input_tokens_metric_total", "litellm_input_tokens_total"),
+    "completion": ("litellm_output_tokens_metric_total", "litellm_output_tokens_total"),
+}
+# vLLM's own counters: all tokens the GPU served, without user (read when LiteLLM's are not in the database).
+VLLM_TABLES = {"prompt": ("vllm:prompt_tokens_total",), "completion": ("vllm:generation_tokens_total",)}
+# The increase of a counter in the month needs its last sample before the month: samples from this many days
+# before the month are read too (a series first seen inside the month counts from zero).
+LOOKBACK_DAYS = 7
+DATABASE_COLUMNS = ("kind", "day", "requested_model", "model", "end_user", "user", "tokens")
+DATABASE_TIMEOUT = 300
+
+
+@dataclass(frozen=True)
+class Database:
+    """How to ask the metrics database: ``command`` runs psql reading SQL on stdin and printing CSV
+    (``docker exec -i parrotpark-postgres psql ... --csv``); requests whose requested model or model is one of
+    ``fallback_models`` were served by the fallback ``fallback_name``."""
+
+    command: tuple[str, ...]
+    fallback_name: str = "parrotpark-fallback"
+    fallback_models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UsageFromDatabase:
+    """The usage read from PostgreSQL (or why it could not be): the report's usage instead of a file."""
+
+    rows: tuple[Usage, ...]
+    source: str
+    available: bool
+    notes: tuple[str, ...] = ()
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_name(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"'
+
+
+def tables_sql(names: Iterable[str]) -> str:
+    """The query for which of the token tables exist in the database's schema."""
+    listed = ", ".join(_sql_text(name) for name in names)
+    return f"SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename IN ({listed});\n"
+
+
+def usage_sql(tables: dict[str, str], start: datetime, end: datetime, zone_name: str) -> str:
+    """Tokens per day (in ``zone_name``), kind (prompt, completion), requested model, model, end user and user,
+    from the counters in ``tables`` (kind -> table), for [start, end).
+
+    A series is one set of labels (every column but time and the value, as JSON). Its increase over a sample is
+    the difference to the previous sample, or the sample itself after a reset (the value went down: the exporter
+    restarted) or when there is no previous one (the series began)."""
+    lower = (start - timedelta(days=LOOKBACK_DAYS)).isoformat()
+    parts = []
+    for kind, table in sorted(tables.items()):
+        parts.append(
+            f"""SELECT {_sql_text(kind)} AS kind, day, requested_model, model, end_user, "user",
+       round(sum(increase))::bigint AS tokens
+FROM (
+  SELECT to_char(time AT TIME ZONE {_sql_text(zone_name)}, 'YYYY-MM-DD') AS day,
+         coalesce(series->>'requested_model', series->>'model_name', '') AS requested_model,
+         coalesce(series->>'model', series->>'model_name', '') AS model,
+         coalesce(series->>'end_user', '') AS end_user,
+         coalesce(series->>'user', '') AS "user",
+         CASE WHEN previous IS NULL OR reading < previous THEN reading ELSE reading - previous END AS increase
+  FROM (
+    SELECT time, series, reading, lag(reading) OVER (PARTITION BY series ORDER BY time) AS previous
+    FROM (
+      SELECT time, to_jsonb(t) - 'time' - 'counter' - 'value' AS series,
+             coalesce(to_jsonb(t)->>'counter', to_jsonb(t)->>'value')::double precision AS reading
+      FROM {_sql_name(table)} AS t
+      WHERE time >= {_sql_text(lower)}::timestamptz AND time < {_sql_text(end.isoformat())}::timestamptz
+    ) AS samples
+    WHERE reading IS NOT NULL
+  ) AS ordered
+  WHERE time >= {_sql_text(start.isoformat())}::timestamptz
+) AS increases
+GROUP BY day, requested_model, model, end_user, "user"
+HAVING round(sum(increase)) > 0"""
+        )
+    return "\nUNION ALL\n".join(parts) + "\nORDER BY 2, 1, 3, 4, 5, 6;\n"
+
+
+def _fallback_served(database: Database, requested: str, model: str) -> bool:
+    names = set(database.fallback_models) | {database.fallback_name}
+    bare = model.split("/", 1)[1] if "/" in model else model
+    return requested in names or model in names or bare in {name.split("/", 1)[-1] for name in names}
+
+
+def parse_usage_rows(text: str, database: Database, where: str = "PostgreSQL") -> list[Usage]:
+    """The usage rows of the CSV that ``usage_sql`` makes psql print: prompt and completion tokens merged per day,
+    model, user and who served them. The model is the requested model (the name users chose), else the model;
+    the user the end user (LibreChat's user header), else LiteLLM's user of the key."""
+    reader = csv.reader(text.splitlines())
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        raise ReportError(where, "", None, f"no header: psql must print {','.join(DATABASE_COLUMNS)}") from None
+    for field in DATABASE_COLUMNS:
+        if field not in header:
+            raise ReportError(where, "header (line 1)", field, f"missing column; expected {','.join(DATABASE_COLUMNS)}")
+    index = {field: header.index(field) for field in DATABASE_COLUMNS}
+    merged: dict[tuple[date, str, str, str], dict[str, int]] = {}
+    for row in reader:
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        line = reader.line_num
+        place = f"line {line}"
+        if len(row) != len(header):
+            raise ReportError(where, place, None, f"has {len(row)} fields, the header has {len(header)}")
+        cells = {field: row[position].strip() for field, position in index.items()}
+        if cells["kind"] not in ("prompt", "completion"):
+            raise ReportError(where, place, "kind", f"must be prompt or completion, got {cells['kind']!r}")
+        if not WHOLE.match(cells["tokens"]) or int(cells["tokens"]) < 0:
+            raise ReportError(where, place, "tokens", f"must be a whole number at least 0, got {cells['tokens']!r}")
+        day = _day(cells["day"], where, place, "day")
+        model = cells["requested_model"] or cells["model"] or "(unknown)"
+        user = cells["end_user"] or cells["user"]
+        served = (
+            database.fallback_name if _fallback_served(database, cells["requested_model"], cells["model"]) else "local"
+        )
+        counts = merged.setdefault((day, model, user, served), {"prompt": 0, "completion": 0})
+        counts[cells["kind"]] += int(cells["tokens"])
+    return [
+        Usage(
+            line=number,
+            day=day,
+            model=model,
+            user=user,
+            prompt=counts["prompt"],
+            completion=counts["completion"],
+            served_by=served,
+        )
+        for number, ((day, model, user, served), counts) in enumerate(sorted(merged.items()), start=1)
+    ]
+
+
+def _psql(database: Database, sql: str) -> str:
+    """psql's output; UsageUnavailable with what went wrong."""
+    try:
+        done = subprocess.run(
+            list(database.command),
+            input=sql,
+            capture_output=True,
+            text=True,
+            timeout=DATABASE_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise UsageUnavailable(f"{database.command[0]} is not installed ({exc.strerror})") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise UsageUnavailable(f"the query did not answer within {DATABASE_TIMEOUT} s") from exc
+    if done.returncode != 0:
+        detail = " ".join((done.stderr or done.stdout).split())[-500:] or f"exit status {done.returncode}"
+        raise UsageUnavailable(detail)
+    return done.stdout
+
+
+class UsageUnavailable(Exception):
+    """The metrics database could not be read (the reason, without secrets)."""
+
+
+def usage_from_database(database: Database, start: datetime, end: datetime, zone_name: str) -> UsageFromDatabase:
+    """The month's usage from LiteLLM's token counters, else vLLM's; never raises for a database that does not
+    answer: the report then says the usage is unavailable and still prices the GPU."""
+    try:
+        candidates = [name for names in (*LITELLM_TABLES.values(), *VLLM_TABLES.values()) for name in names]
+        found = {line.strip() for line in _psql(database, tables_sql(candidates)).splitlines()[1:] if line.strip()}
+        results = {}
+        for family, tables in (("LiteLLM", LITELLM_TABLES), ("vLLM", VLLM_TABLES)):
+            chosen = {kind: next((name for name in names if name in found), None) for kind, names in tables.items()}
+            if None in chosen.values():
+                continue
+            picked = {kind: str(name) for kind, name in chosen.items()}
+            rows = parse_usage_rows(_psql(database, usage_sql(picked, start, end, zone_name)), database)
+            results[family] = (tuple(rows), f"PostgreSQL metrics database, tables {', '.join(sorted(picked.values()))}")
+            if rows:
+                break
+    except UsageUnavailable as exc:
+        return UsageFromDatabase(
+            (),
+            "PostgreSQL metrics database",
+            False,
+            (
+                f"Usage unavailable: the metrics database could not be read ({exc}); this report shows the GPU "
+                "cost only, without tokens (give a usage file with --usage to price the traffic).",
+            ),
+        )
+    except ReportError as exc:
+        return UsageFromDatabase(
+            (),
+            "PostgreSQL metrics database",
+            False,
+            (f"Usage unavailable: unexpected answer from the metrics database ({exc}); GPU cost only.",),
+        )
+    litellm, vllm = results.get("LiteLLM"), results.get("vLLM")
+    if litellm and (litellm[0] or not vllm or not vllm[0]):
+        return UsageFromDatabase(litellm[0], litellm[1], True)
+    if vllm:
+        why = "hold no tokens for this month" if litellm else "are not in the metrics database"
+        return UsageFromDatabase(
+            vllm[0],
+            vllm[1],
+            True,
+            (
+                f"Tokens come from vLLM's own counters: LiteLLM's token counters {why}, so users and what a "
+                "fallback served are not known (Telegraf's scrape of LiteLLM's /metrics puts them there).",
+            ),
+        )
+    tables = ", ".join(name for names in (*LITELLM_TABLES.values(), *VLLM_TABLES.values()) for name in names)
+    return UsageFromDatabase(
+        (),
+        "PostgreSQL metrics database",
+        False,
+        (
+            f"Usage unavailable: none of the token counters' tables ({tables}) is in the metrics database; this "
+            "report shows the GPU cost only, without tokens.",
+        ),
+    )
+
+
+# --------------------------------------------------------------------------
 # Arithmetic
 # --------------------------------------------------------------------------
 
@@ -773,26 +1005,36 @@ def _eur(value: Decimal | None) -> str:
     return "n/a" if value is None else f"€{cents(value):,.2f}"
 
 
+def zone_of(timezone_name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportError(
+            "--timezone", "", None, f"unknown time zone {timezone_name!r}: give an IANA name like Europe/Paris"
+        ) from None
+
+
 def build(
     ledger: str | Path,
-    usage: str | Path,
+    usage: str | Path | UsageFromDatabase,
     prices: str | Path | None = None,
     *,
     month: str | None = None,
     timezone_name: str = DEFAULT_TIMEZONE,
     schedule: str | Path | None = None,
     now: datetime | None = None,
+    ledger_optional: bool = False,
 ) -> dict[str, Any]:
-    """Read and check every input, and compute the report of the month (nothing is written)."""
-    try:
-        zone = ZoneInfo(timezone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ReportError(
-            "--timezone", "", None, f"unknown time zone {timezone_name!r}: give an IANA name like Europe/Paris"
-        ) from None
+    """Read and check every input, and compute the report of the month (nothing is written).
+
+    ``usage`` is a USAGE.csv, or what usage_from_database read; ``ledger_optional``: a ledger file that does not
+    exist is an empty ledger (the installed command's default, before the waker's first session)."""
+    zone = zone_of(timezone_name)
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    sessions = load_ledger(ledger)
-    rows = load_usage(usage)
+    missing_ledger = ledger_optional and not Path(ledger).exists()
+    sessions = [] if missing_ledger else load_ledger(ledger)
+    from_database = isinstance(usage, UsageFromDatabase)
+    rows = list(usage.rows) if isinstance(usage, UsageFromDatabase) else load_usage(usage)
     table = load_prices(prices or DEFAULT_PRICES)
     windows = load_schedule(schedule, timezone_name) if schedule else None
     period = Period.of(month or _latest_month(sessions, rows, zone, now), zone, now)
@@ -807,12 +1049,18 @@ def build(
         "generated_at": now.astimezone(zone).isoformat(timespec="seconds"),
         "inputs": {
             "ledger": str(ledger),
-            "usage": str(usage),
+            "usage": usage.source if isinstance(usage, UsageFromDatabase) else str(usage),
             "prices": str(prices or DEFAULT_PRICES),
             "schedule": None if schedule is None else str(schedule),
         },
-        "notes": [],
+        "usage_available": usage.available if isinstance(usage, UsageFromDatabase) else True,
+        "notes": list(usage.notes) if isinstance(usage, UsageFromDatabase) else [],
     }
+    if missing_ledger:
+        report["notes"].append(
+            f"No GPU session is recorded: the ledger {ledger} does not exist yet (the waker writes it from its first "
+            "session, in the on_demand and hybrid modes)."
+        )
     gpu = _gpu(report, period, sessions)
     traffic = _traffic(report, period, rows, table)
     fixed = _fixed_costs(report, period, table)
@@ -827,6 +1075,11 @@ def build(
     _other_modes(report, period, windows, sessions, fixed + traffic["fallback_eur"])
     _cheapest(report, total_exact)
     _break_even(report, gpu)
+    if from_database and not report["usage_available"]:
+        report["summary"] = (
+            f"Usage from PostgreSQL is unavailable (see the notes): GPU {_eur(report['gpu_eur'])}, total "
+            f"{_eur(report['total_eur'])} without the traffic; no comparison with hosted offers is possible."
+        )
     return report
 
 
@@ -838,11 +1091,27 @@ def _gpu(report: dict[str, Any], period: Period, sessions: list[Session]) -> Dec
     wakes: list[int] = []
     cold = never = 0
     involved: list[Session] = []
+    details: list[dict[str, Any]] = []
     for session in sessions:
         billed = session.billed_minutes(now)
         inside = session.minutes_within(billed, start, end)
         if inside or start <= session.started < end:
             involved.append(session)
+            details.append(
+                {
+                    "instance": session.instance,
+                    "where": session.place,
+                    "started_by": session.started_by,
+                    "commercial_type": session.commercial_type,
+                    "zone": session.zone,
+                    "hourly_price_eur": session.price,
+                    "started": session.started.astimezone(zone).isoformat(),
+                    "healthy": None if session.healthy is None else session.healthy.astimezone(zone).isoformat(),
+                    "stopped": None if session.stopped is None else session.stopped.astimezone(zone).isoformat(),
+                    "minutes": inside,
+                    "eur": cents(inside * session.price / 60),
+                }
+            )
         minutes[session.kind] += inside
         eur += inside * session.price / 60
         if session.note and inside:
@@ -869,6 +1138,7 @@ def _gpu(report: dict[str, Any], period: Period, sessions: list[Session]) -> Dec
         {
             "mode_as_run": _mode(involved),
             "sessions": len(involved),
+            "session_list": details,
             "running_sessions": report.get("running_sessions", []),
             "gpu_minutes": total,
             "gpu_hours": hours(total),
@@ -1398,7 +1668,7 @@ def write(report: dict[str, Any], out: str | Path) -> Path:
 
 def run(
     ledger: str,
-    usage: str,
+    usage: str | UsageFromDatabase,
     prices: str | None,
     out: str,
     *,
@@ -1406,10 +1676,20 @@ def run(
     timezone_name: str = DEFAULT_TIMEZONE,
     schedule: str | None = None,
     now: datetime | None = None,
+    ledger_optional: bool = False,
 ) -> int:
     """The report command: 0 written, 2 bad input (nothing written), 1 the report could not be written."""
     try:
-        report = build(ledger, usage, prices, month=month, timezone_name=timezone_name, schedule=schedule, now=now)
+        report = build(
+            ledger,
+            usage,
+            prices,
+            month=month,
+            timezone_name=timezone_name,
+            schedule=schedule,
+            now=now,
+            ledger_optional=ledger_optional,
+        )
     except ReportError as exc:
         print(f"parrotpark-gpu report: {exc}", file=sys.stderr)
         return 2
@@ -1428,3 +1708,119 @@ def run(
         return 1
     print(f"parrotpark-gpu report: {report['month']} written to {target}: {report['summary']}")
     return 0
+
+
+# --------------------------------------------------------------------------
+# On the entrance: the installed command's defaults, and the timer's run
+# --------------------------------------------------------------------------
+
+
+def month_of(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def timer_months(now: datetime, zone: ZoneInfo) -> list[str]:
+    """The months the timer writes: this month, and on its first day the month before (then complete) first."""
+    local = now.astimezone(zone)
+    months = [month_of(now, zone)]
+    if local.day == 1:
+        months.insert(0, month_of(_midnight(local.date(), zone) - timedelta(days=1), zone))
+    return months
+
+
+def database_of(settings: dict[str, Any]) -> Database | None:
+    """The metrics database of the installed command's settings (``report.psql``), if any."""
+    conf = settings.get("report") or {}
+    command = conf.get("psql") or []
+    if not command:
+        return None
+    fallback = conf.get("fallback") or {}
+    return Database(
+        tuple(str(part) for part in command),
+        str(fallback.get("name") or "parrotpark-fallback"),
+        tuple(str(model) for model in fallback.get("models") or ()),
+    )
+
+
+def run_installed(settings: dict[str, Any], args: Any, now: datetime | None = None) -> int:
+    """``parrotpark-gpu report`` with the installation's defaults (settings from /usr/local/bin/parrotpark-gpu):
+    the waker's ledger in the state directory, the installed price table and schedule, the usage from the
+    metrics database (a file given with --usage wins), the report into --out or REPORT_DIR/YYYY-MM.
+    ``--timer``: this month's report into REPORT_DIR/YYYY-MM, and on the first day of a month the previous one's."""
+    conf = settings.get("report") or {}
+    timezone_name = args.timezone or conf.get("timezone") or DEFAULT_TIMEZONE
+    try:
+        zone = zone_of(timezone_name)
+        if args.month:
+            Period.of(args.month, zone, datetime.now(UTC))
+    except ReportError as exc:
+        print(f"parrotpark-gpu report: {exc}", file=sys.stderr)
+        return 2
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    ledger_given = bool(args.ledger)
+    ledger = args.ledger or str(Path(settings.get("state_dir") or ".") / "gpu-sessions.jsonl")
+    prices = args.prices or (conf.get("prices") if conf.get("prices") and Path(conf["prices"]).is_file() else None)
+    schedule = args.report_schedule
+    if schedule is None and conf and settings.get("schedule") and Path(settings["schedule"]).is_file():
+        schedule = settings["schedule"]
+    database = None if args.usage else database_of(settings)
+    if not args.usage and database is None:
+        print(
+            "parrotpark-gpu report: --usage USAGE.csv is required (no metrics database is configured)", file=sys.stderr
+        )
+        return 2
+    out_root = conf.get("out_dir")
+    if args.timer:
+        if not out_root:
+            print("parrotpark-gpu report: --timer needs the report directory of the installation", file=sys.stderr)
+            return 2
+        months = timer_months(now, zone)
+    else:
+        if not args.out and not out_root:
+            print("parrotpark-gpu report: --out DIR is required", file=sys.stderr)
+            return 2
+        months = [args.month or month_of(now, zone)] if database is not None or not args.out else [args.month]
+    status = 0
+    for month in months:
+        out = args.out if (args.out and not args.timer) else str(Path(out_root) / str(month))
+        usage: str | UsageFromDatabase
+        if database is not None:
+            period = Period.of(str(month), zone, now)
+            usage = usage_from_database(database, period.start, period.end, timezone_name)
+        else:
+            usage = args.usage
+        code = run(
+            ledger,
+            usage,
+            prices,
+            out,
+            month=month,
+            timezone_name=timezone_name,
+            schedule=schedule,
+            now=now,
+            ledger_optional=not ledger_given,
+        )
+        status = max(status, code)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``gpu_report.py check-prices FILE``: check a price table (the role's validate: step)."""
+    import argparse
+
+    top = argparse.ArgumentParser(prog="gpu_report.py", description="Check a price table of parrotpark-gpu report.")
+    top.add_argument("command", choices=["check-prices"])
+    top.add_argument("file")
+    args = top.parse_args(argv)
+    try:
+        table = load_prices(args.file)
+    except ReportError as exc:
+        print(f"gpu_report.py: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: {len(table.offers)} hosted offers, {len(table.fixed)} fixed items")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

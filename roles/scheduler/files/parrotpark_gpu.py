@@ -17,8 +17,9 @@ Commands:
   status                       what the schedule says now, the last runs and, on demand, the GPU's state
   waker-address                where Caddy sends the GPU's routes while it is off (empty: scheduled mode)
   event NAME [--data JSON]     tell the waker what happened (healthy, destroyed, boot_failed, ...)
-  report --ledger F --usage F --out DIR [--prices F] [--month YYYY-MM] [--timezone TZ] [--schedule F]
-                               the month's cost and usage report (gpu_report.py, docs/cost-report.md)
+  report [--month YYYY-MM] [--out DIR] [--ledger F] [--usage F] [--prices F] [--timezone TZ] [--schedule F]
+         [--timer]             the month's cost and usage report (gpu_report.py, docs/cost-report.md); installed,
+                               from the waker's ledger and the metrics database by default
 
 On demand (scheduler_mode on_demand or hybrid) the waker (gpu_waker.py, the
 service parrotpark-gpu-waker) decides when the GPU runs and starts the up and
@@ -76,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
     "session_cap_hours": 24,
     # On demand: {"listen": "ADDR:PORT" (Caddy's routes), "control": "127.0.0.1:PORT"}; None: scheduled mode.
     "waker": None,
+    # The report's defaults (gpu_report.run_installed): {"prices", "out_dir", "timezone", "psql": [argv of psql
+    # reading SQL on stdin, printing CSV], "fallback": {"name", "models"}}; None: every input on the command line.
+    "report": None,
 }
 # How long the CLI waits for the waker's control listener.
 WAKER_TIMEOUT = 10
@@ -579,19 +583,11 @@ def cmd_event(settings: dict[str, Any], args: argparse.Namespace) -> int:
     return tell_waker(settings, args.name, data)
 
 
-def cmd_report(_settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_report(settings: dict[str, Any], args: argparse.Namespace) -> int:
     # The report engine (gpu_report.py, installed beside this file); imported here: the other commands need none.
     import gpu_report
 
-    return gpu_report.run(
-        args.ledger,
-        args.usage,
-        args.prices,
-        args.out,
-        month=args.month,
-        timezone_name=args.timezone,
-        schedule=args.report_schedule,
-    )
+    return gpu_report.run_installed(settings, args)
 
 
 def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
@@ -632,17 +628,28 @@ def parser(settings: dict[str, Any]) -> argparse.ArgumentParser:
     event.add_argument("name", choices=EVENTS)
     event.add_argument("--data", help="the event's fields, a JSON object")
     event.set_defaults(handler=cmd_event)
-    report = commands.add_parser("report", help="the month's cost and usage report from an exported ledger and usage")
+    report = commands.add_parser("report", help="the month's cost and usage report (GPU sessions, tokens, prices)")
     report.add_argument(
-        "--ledger", required=True, help="the GPU sessions: a JSON list (LEDGER.json) or the waker's gpu-sessions.jsonl"
+        "--ledger",
+        help="the GPU sessions: a JSON list (LEDGER.json) or the waker's gpu-sessions.jsonl "
+        "(default: STATE_DIR/gpu-sessions.jsonl)",
     )
-    report.add_argument("--usage", required=True, help="tokens per day, model and user (USAGE.csv)")
-    report.add_argument("--prices", help="price table (YAML); default: hosted_prices.yml beside gpu_report.py")
-    report.add_argument("--out", required=True, help="folder that receives report.html, report.json, report.csv, plots")
-    report.add_argument("--month", help="YYYY-MM (default: the month of the latest data)")
-    report.add_argument("--timezone", default="Europe/Paris", help="days and months in this zone (Europe/Paris)")
+    report.add_argument(
+        "--usage", help="tokens per day, model and user (USAGE.csv); default: the metrics database (PostgreSQL)"
+    )
+    report.add_argument("--prices", help="price table (YAML); default: the installed table, else hosted_prices.yml")
+    report.add_argument(
+        "--out", help="folder that receives report.html, report.json, report.csv, plots (default: REPORT_DIR/YYYY-MM)"
+    )
+    report.add_argument("--month", help="YYYY-MM (default: this month; from files: the month of the latest data)")
+    report.add_argument("--timezone", help="days and months in this zone (default: the schedule's, Europe/Paris)")
     report.add_argument(
         "--schedule", dest="report_schedule", help="days and hours of the scheduled mode (YAML), to price it"
+    )
+    report.add_argument(
+        "--timer",
+        action="store_true",
+        help="the timer's run: this month into REPORT_DIR/YYYY-MM, on the 1st the previous month too",
     )
     report.set_defaults(handler=cmd_report)
     return top
