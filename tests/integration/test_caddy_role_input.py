@@ -158,6 +158,34 @@ CASES = {
         {**VALID, "caddy_config_volume": "parrotpark-caddy-data"},
         [r"caddy_data_volume and caddy_config_volume must each be a Docker volume name .* and differ"],
     ),
+    "admin network not a network": (
+        {**VALID, "caddy_auth_admin_networks": ["10.0.0.0/8", "office"]},
+        [r"caddy_auth_admin_networks must list client networks in CIDR notation .* got \[\"10.0.0.0/8\", \"office\"\]"],
+    ),
+    "api admin network with a bad prefix": (
+        {**VALID, "caddy_api_admin_networks": ["192.0.2.0/33"]},
+        [r"caddy_api_admin_networks must list client networks in CIDR notation"],
+    ),
+    "public path without a slash": (
+        {**VALID, "caddy_api_public_paths": ["v1/*"]},
+        [r"caddy_api_public_paths must list at least one path pattern, each starting with /"],
+    ),
+    "no public path": (
+        {**VALID, "caddy_auth_public_paths": []},
+        [r"caddy_auth_public_paths must list at least one path pattern"],
+    ),
+    "keycloak admin console made public": (
+        {**VALID, "caddy_auth_public_paths": ["/realms/*", "/Admin/*"]},
+        [r"caddy_auth_public_paths must not list Keycloak's admin console or master realm \(/Admin/\*\)"],
+    ),
+    "master realm made public": (
+        {**VALID, "caddy_auth_public_paths": ["/realms/master/*"]},
+        [r"caddy_auth_public_paths must not list Keycloak's admin console or master realm \(/realms/master/\*\)"],
+    ),
+    "every auth path made public": (
+        {**VALID, "caddy_auth_public_paths": ["/*"]},
+        [r"caddy_auth_public_paths must not list Keycloak's admin console or master realm"],
+    ),
     "container name with a slash": (
         {**VALID, "caddy_container_name": "parrotpark/caddy"},
         [r"caddy_container_name and caddy_docker_network must be Docker names"],
@@ -193,6 +221,9 @@ def test_valid_input_passes_every_check(tmp_path):
         "caddy_offline_until": "08:00",
         "caddy_acme_email": "ops@example.org",
         "caddy_data_volume": "/srv/caddy/data",
+        "caddy_auth_admin_networks": ["192.0.2.0/24", "2001:db8::/32", "198.51.100.7"],
+        "caddy_api_admin_networks": ["10.0.0.0/8"],
+        "caddy_api_public_paths": ["/v1/*", "/health/liveliness", "/chat/completions"],
         "caddy_health_retries": 0,
     }
     result = run_role(tmp_path, variables)
