@@ -38,6 +38,7 @@ AUTH_PUBLIC = [
     "/realms/parrotpark/protocol/openid-connect/auth",
     "/realms/parrotpark/account",
     "/resources/abc12/login/keycloak.v2/css/styles.css",
+    "/.well-known/oauth-authorization-server/realms/parrotpark",
     "/robots.txt",
 ]
 API_REFUSED = [
@@ -132,7 +133,7 @@ def test_defaults_render_the_allowlists(tmp_path):
     assert 'respond @api_refused "Not found" 404' in api
     assert "remote_ip" not in api
     auth = site_block(caddyfile, f"auth.{DOMAIN}")
-    assert "not path /realms/* /resources/* /robots.txt\n" in auth, auth
+    assert "not path /realms/* /resources/* /.well-known/* /robots.txt\n" in auth, auth
     assert "path /realms/master /realms/master/*\n" in auth, auth
     assert 'respond @auth_master "Not found" 404' in auth
     assert "remote_ip" not in auth
