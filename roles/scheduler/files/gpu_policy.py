@@ -80,6 +80,13 @@ PHASES = ("off", "starting", "ready", "stopping", "blocked")
 # Request kinds: users' requests may wake the server; probes, the model list and the smoke test never do.
 WAKING_KINDS = ("chat", "completion")
 PROBE_KINDS = ("health", "models", "smoke")
+# The chat site's wake button (the gateway on the GPU server, see offline_view): a user's request to start the
+# model, with the quiet hours and every cap of a chat request, which is never held nor forwarded.
+BUTTON_KIND = "button"
+# How often the chat site's offline page reloads itself: soon while a wake is possible or under way, so the chat
+# appears once the model is ready; slowly while the quiet hours or a cap refuse a wake.
+PAGE_REFRESH_SECONDS = 15
+PAGE_REFRESH_REFUSED_SECONDS = 60
 TRIGGERS = ("timer", "wake", "manual")
 REASONS = (
     "idle",
@@ -833,8 +840,11 @@ def _evaluate(config: Config, state: State, now: datetime, out: list[Action]) ->
 
 
 def _on_request(config: Config, state: State, event: Request, now: datetime, out: list[Action]) -> State:
-    if event.kind not in WAKING_KINDS + PROBE_KINDS:
-        raise PolicyError(f"request kind must be one of {', '.join(WAKING_KINDS + PROBE_KINDS)}, got {event.kind!r}")
+    kinds = (*WAKING_KINDS, BUTTON_KIND, *PROBE_KINDS)
+    if event.kind not in kinds:
+        raise PolicyError(f"request kind must be one of {', '.join(kinds)}, got {event.kind!r}")
+    if event.kind == BUTTON_KIND:
+        return _on_button(config, state, now, out)
     if event.kind in PROBE_KINDS:
         if state.phase == "ready":
             out.append(Answer("pass", "ready"))
@@ -855,6 +865,26 @@ def _on_request(config: Config, state: State, event: Request, now: datetime, out
     if phase == "stopping":
         return _request_while_stopping(config, state, now, out)
     return _request_while_off(config, state, now, out)
+
+
+def _on_button(config: Config, state: State, now: datetime, out: list[Action]) -> State:
+    """The wake button: what a chat request would do (wake once, or the refusal), but the button's own request is
+    answered at once (the page then shows the state): never held, never forwarded, never counted in flight."""
+    inner: list[Action] = []
+    new = _on_request(config, state, Request(now, "chat"), now, inner)
+    for action in inner:
+        if not isinstance(action, Answer):
+            out.append(action)
+        elif action.kind == "unavailable":
+            out.append(action)
+        else:
+            new = replace(new, in_flight=max(0, new.in_flight - 1))  # counted by the chat path, not in flight here
+            if action.kind == "pass":
+                out.append(action)
+            else:  # hold: nearly ready
+                message = "The model is starting, ready shortly."
+                out.append(Answer("unavailable", "starting", message, retry_after=action.seconds or 1, eta_seconds=0))
+    return new
 
 
 def _request_while_off(config: Config, state: State, now: datetime, out: list[Action]) -> State:
@@ -1041,6 +1071,70 @@ def status(config: Config, state: State, now: datetime) -> dict[str, Any]:
         "gpu_hours_month": round(gpu_hours_month(config, state, now), 4),
         "eur_month": round(eur_month(config, state, now), 4),
     }
+
+
+@dataclass(frozen=True)
+class Offline:
+    """What the chat site says while the GPU server is not ready (the gateway on the GPU server: LibreChat runs
+    there, so while it is off the entrance's waker answers for the chat site): see ``offline_view``.
+
+    ``phase``: off, starting, stopping, blocked or ready (then the request is forwarded instead); ``reason``: why
+    (off, starting, restarting, min_off, stopping, quiet, schedule, cap_eur, cap_hours, cap_wakes, ready);
+    ``message``: the plain sentence users read; ``can_wake``: the page offers the wake button; ``retry_after``:
+    seconds for Retry-After; ``refresh_seconds``: how often the page reloads itself; ``eta_seconds``: until the
+    model is ready when it is starting (or would be, after a press of the button)."""
+
+    phase: str
+    reason: str
+    message: str
+    can_wake: bool
+    retry_after: int
+    refresh_seconds: int
+    eta_seconds: int | None = None
+
+
+def offline_view(config: Config, state: State, now: datetime) -> Offline:  # noqa: PLR0911 - one per phase
+    """What the chat site's offline page says now: nothing here changes the state (a GET never wakes the GPU;
+    the page's button sends a ``Request`` of kind ``button``, which does, within the quiet hours and the caps)."""
+    now = _aware(now)
+    state = _unblock(config, _roll(config, state, now), now)
+    boot = math.ceil(config.boot_minutes * 60)
+    fast = PAGE_REFRESH_SECONDS
+    if state.phase == "ready":
+        return Offline("ready", "ready", "The model is ready.", False, 0, fast, 0)
+    if state.phase == "starting":
+        assert state.session_start is not None
+        eta = math.ceil((state.session_start + timedelta(minutes=config.boot_minutes) - now).total_seconds())
+        if eta <= 0:
+            return Offline("starting", "starting", "The model is starting, ready shortly.", False, fast, fast, 0)
+        message = f"The model is starting, ready in {_about(eta)}."
+        return Offline("starting", "starting", message, False, min(eta, fast), fast, eta)
+    if state.pending_wake_at is not None:  # a wake asked for while it stopped, or within the minimum off time
+        refusal = _refusal(config, state, now, "wake")
+        if refusal is None:
+            start = max(now, state.pending_wake_at)
+            if state.phase == "stopping":
+                start = max(start, now + timedelta(minutes=config.min_off_minutes))
+            eta = math.ceil((start - now).total_seconds()) + boot
+            message = f"The model is restarting, ready in {_about(eta)}."
+            return Offline(state.phase, "restarting", message, False, fast, fast, eta)
+    trigger = "timer" if floor_active(config, now) else "wake"
+    refusal = _refusal(config, state, now, trigger)
+    if refusal is not None:
+        phase = "blocked" if refusal.reason in CAPS else state.phase
+        retry = refusal.retry_after if refusal.retry_after is not None else PAGE_REFRESH_REFUSED_SECONDS
+        return Offline(phase, refusal.reason, refusal.message, False, retry, PAGE_REFRESH_REFUSED_SECONDS)
+    if state.phase == "stopping":
+        eta = math.ceil(config.min_off_minutes * 60) + boot
+        message = f"The model is stopping (nobody used it for a while); starting it again takes {_about(eta)}."
+        return Offline("stopping", "stopping", message, True, fast, fast, eta)
+    eta = boot
+    if trigger == "wake" and state.last_stop is not None:
+        allowed = state.last_stop + timedelta(minutes=config.min_off_minutes)
+        if now < allowed:
+            eta += math.ceil((allowed - now).total_seconds())
+    message = f"The model is off; starting it takes {_about(eta)}."
+    return Offline("off", "off", message, True, fast, fast, eta)
 
 
 # --------------------------------------------------------------------------

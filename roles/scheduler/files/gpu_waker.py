@@ -20,6 +20,14 @@ The listener (any method and path):
   POST /v1/embeddings                                         kind completion (may wake the GPU)
   GET /v1/models                                              200, the configured models (never wakes)
   a request with the header X-Parrotpark-Probe, anything else kind health (503, never wakes)
+With the gateway on the GPU server, Caddy's routes also bring the chat site (LibreChat) here while the GPU is
+not ready; the waker tells its requests by their shape, whatever the route or the Host:
+  GET or HEAD accepting text/html (a browser's page load)     the offline page (503, never wakes)
+  any method under /api/ (LibreChat's own calls)              a JSON 503 with the same sentence (never wakes)
+  POST /.parrotpark/wake (the page's button, same origin)     kind button (may wake), then 303 to /
+The page (gpu_policy.offline_view) says whether the model is starting and when it is ready, or when it is
+available, offers the button when a wake is possible, and reloads itself; when the GPU is ready these requests
+are forwarded like any other.
 A request the policy refuses or that finds the GPU starting gets an
 OpenAI-shaped 503 with Retry-After at once; one it holds is forwarded if the
 GPU becomes ready in time, streamed chunk by chunk to the upstream of its
@@ -47,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import html
 import http.client
 import ipaddress
 import json
@@ -87,6 +96,11 @@ CONFIG_KEYS = ("policy", "models")
 CHAT_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
 COMPLETION_PATHS = ("/v1/embeddings",)
 PROBE_HEADER = "X-Parrotpark-Probe"
+# The chat site while the GPU is off (the gateway on the GPU server): the offline page's wake button posts here
+# (a path LibreChat does not use), and LibreChat's own calls are under /api/.
+WAKE_PATH = "/.parrotpark/wake"
+SITE_API_PREFIX = "/api/"
+SITE_KINDS = ("page", "site_api", gp.BUTTON_KIND)
 ROUTE_HEADER = "X-Parrotpark-Route"
 HOP_BY_HOP = frozenset(
     (
@@ -645,6 +659,11 @@ class Waker:
         first = next(iter(upstreams))
         return first, upstreams[first]
 
+    def offline_view(self) -> gp.Offline:
+        """What the chat site's offline page says now (no state change: a page load never wakes the GPU)."""
+        with self.lock:
+            return gp.offline_view(self.config, self.state, self.now())
+
     def model_list(self) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "parrotpark"} for m in self.models]}
 
@@ -815,12 +834,25 @@ class Waker:
 # --------------------------------------------------------------------------
 
 
-def classify(method: str, path: str, headers: Any) -> str:
+def _accepts_html(headers: Any) -> bool:
+    accept = str(headers.get("Accept") or "").lower()
+    return any(item.split(";")[0].strip() in ("text/html", "application/xhtml+xml") for item in accept.split(","))
+
+
+def classify(method: str, path: str, headers: Any) -> str:  # noqa: PLR0911 - one per kind
+    """The kind of a request: chat, completion, models, health (gpu_policy's kinds), or the chat site's page,
+    site_api (LibreChat's calls) and button (the wake button)."""
     if headers.get(PROBE_HEADER) is not None:
         return "health"
     route = urlsplit(path).path
     if len(route) > 1:
         route = route.rstrip("/")
+    if route == WAKE_PATH:
+        return gp.BUTTON_KIND if method == "POST" else "page"
+    if route.startswith(SITE_API_PREFIX) or route == SITE_API_PREFIX.rstrip("/"):
+        return "site_api"
+    if method in ("GET", "HEAD") and not route.startswith("/v1/") and _accepts_html(headers):
+        return "page"
     if method == "POST" and route in CHAT_PATHS:
         return "chat"
     if method == "POST" and route in COMPLETION_PATHS:
@@ -828,6 +860,56 @@ def classify(method: str, path: str, headers: Any) -> str:
     if method == "GET" and route == "/v1/models":
         return "models"
     return "health"
+
+
+def same_origin(headers: Any) -> bool:
+    """Whether a browser's POST comes from the page of the same site (the wake button): a cross-site form or
+    script must not start the GPU. Browsers send Sec-Fetch-Site, and Origin on a POST; Caddy keeps the Host."""
+    site = str(headers.get("Sec-Fetch-Site") or "").strip().lower()
+    if site and site not in ("same-origin", "none"):
+        return False
+    origin = str(headers.get("Origin") or "").strip()
+    if not origin:
+        return True  # not a browser's cross-site request (they send Origin on every POST); the caps still apply
+    if origin == "null":
+        return False
+    host = str(headers.get("Host") or "").strip().lower()
+    return urlsplit(origin).netloc.lower() == host
+
+
+def offline_page(view: gp.Offline, wake_path: str = WAKE_PATH) -> str:
+    """The chat site's offline page: self-contained (no script, no external asset), every text escaped; it
+    reloads itself every ``view.refresh_seconds`` so the chat appears once the model is ready."""
+    title = {
+        "starting": "The model is starting",
+        "restarting": "The model is restarting",
+        "off": "The model is off",
+        "stopping": "The model is stopping",
+    }.get(view.reason, "The model is not available now")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        '<meta name="robots" content="noindex, nofollow">',
+        f'<meta http-equiv="refresh" content="{int(view.refresh_seconds)}">',
+        f"<title>{html.escape(title)} - Parrotpark</title>",
+        "<style>body{font-family:system-ui,sans-serif;margin:4rem auto;max-width:36rem;padding:0 1rem;color:#222}"
+        "button{font-size:1.1rem;padding:.6rem 1.2rem;cursor:pointer}p.note{color:#666;font-size:.9rem}</style>",
+        "</head><body><main>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p id="message">{html.escape(view.message)}</p>',
+    ]
+    if view.can_wake:
+        parts += [
+            f'<form method="post" action="{html.escape(wake_path, quote=True)}">',
+            '<button type="submit" id="wake">Start the model</button></form>',
+        ]
+    parts += [
+        f'<p class="note">This page reloads every {int(view.refresh_seconds)} seconds; '
+        "the chat appears as soon as the model is ready.</p>",
+        "</main></body></html>",
+    ]
+    return "\n".join(parts) + "\n"
 
 
 class BodyError(Exception):
@@ -901,6 +983,9 @@ class ProxyHandler(_Handler):
             self.send_json(exc.status, {"error": {"message": str(exc), "type": "invalid_request_error"}})
             return
         kind = classify(self.command, self.path, self.headers)
+        if kind in SITE_KINDS:
+            self.site(kind, body, what)
+            return
         if kind == "models":
             self.send_json(200, self.waker.model_list())
             return
@@ -922,6 +1007,48 @@ class ProxyHandler(_Handler):
                 self.waker.finished()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_any
+
+    def site(self, kind: str, body: bytes | None, what: str) -> None:
+        """The chat site while the GPU is not ready: the offline page, LibreChat's calls, the wake button."""
+        if kind == gp.BUTTON_KIND:
+            if not same_origin(self.headers):
+                self.waker.log(f"refused {what}: not from the chat site's own page")
+                self.send_json(403, {"error": {"message": "The wake button works from the chat site's own page."}})
+                return
+            answer = self.waker.request(kind, what)
+            self.waker.log(f"wake button: {answer.reason}, back to the page")
+            self.send_response(303)
+            self.send_header("Location", "/")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            return
+        view = self.waker.offline_view()
+        if view.phase == "ready":
+            self.forward(body, what)
+            return
+        headers = [("Retry-After", str(max(1, view.retry_after)))]
+        if kind == "site_api":
+            self.waker.log(f"answered 503 {view.reason} to {what}")
+            error = {"message": view.message, "type": "service_unavailable", "code": view.reason}
+            self.send_json(503, {"message": view.message, "error": error}, headers)
+            return
+        self.waker.log(f"answered the offline page ({view.reason}) to {what}")
+        data = offline_page(view).encode()
+        self.send_response(503)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Robots-Tag", "noindex")
+        self.send_header("Connection", "close")
+        for key, value in headers:
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        self.close_connection = True
 
     def unavailable(self, answer: gp.Answer, what: str) -> None:
         self.waker.log(f"answered 503 {answer.reason} to {what}")
