@@ -157,6 +157,25 @@ CASES = {
         {"keycloak_health_retries": 0},
         [r"keycloak_health_retries\s+and keycloak_health_delay at least 1"],
     ),
+    "brute force without a failure count": (
+        {"keycloak_brute_force_failure_factor": 0},
+        [r"keycloak_brute_force_failure_factor must be at least 1 \(got 0\)"],
+    ),
+    "brute force negative quick login check": (
+        {"keycloak_brute_force_quick_login_check_milliseconds": -5},
+        [r"keycloak_brute_force_quick_login_check_milliseconds must be at least 0 \(got -5\)"],
+    ),
+    "brute force longest lockout below the first": (
+        {"keycloak_brute_force_wait_increment_seconds": 600, "keycloak_brute_force_max_failure_wait_seconds": 300},
+        [
+            r"keycloak_brute_force_max_failure_wait_seconds \(300\) must be\s+at\s+least\s+"
+            r"keycloak_brute_force_wait_increment_seconds \(600\)"
+        ],
+    ),
+    "brute force flag not a boolean": (
+        {"keycloak_brute_force_protected": "sometimes"},
+        [r"keycloak_brute_force_protected"],
+    ),
 }
 
 SECRETS = ("Short-pw-1", "0123456789", "tooshort", "tester-password-0123456789")
