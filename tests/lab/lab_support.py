@@ -256,8 +256,20 @@ def container_state(name: str) -> str:
     return entrance("docker", "inspect", "-f", fmt, name, check=False).stdout.strip() or "missing"
 
 
+# Where the tests keep the output of the site.yml runs they make, for test_secrets_not_logged.py.
+SITE_LOGS = ROOT / ".cache" / "lab-site-logs"
+
+
+def site_run(*args: str, name: str) -> subprocess.CompletedProcess[str]:
+    """``scripts/lab.sh site ARGS`` at -v; its output is kept as SITE_LOGS/<layout>-<name>.log."""
+    out = sh(str(ROOT / "scripts" / "lab.sh"), "site", "-v", *args, timeout=1800)
+    SITE_LOGS.mkdir(parents=True, exist_ok=True)
+    (SITE_LOGS / f"{LAYOUT}-{name}.log").write_text(out.stdout + out.stderr, encoding="utf-8")
+    return out
+
+
 def assert_second_site_run_changes_nothing() -> None:
-    out = sh(str(ROOT / "scripts" / "lab.sh"), "site", timeout=1800)
+    out = site_run(name="second-run")
     recap = re.search(rf"^{re.escape(ENTRANCE)}\s+: ok=\d+\s+changed=(\d+)", out.stdout, re.M)
     assert recap, out.stdout[-3000:]
     assert recap.group(1) == "0", out.stdout[-6000:]

@@ -10,6 +10,19 @@ the model will be ready, twenty of them at once create exactly one server,
 the model answers once the server is up, the GPU's own counters keep it up
 while a request runs, and after the idle time the server and everything it
 owned are gone; ``parrotpark-gpu status`` and the ledger tell the story.
+A stream still open at the idle deadline is not cut. Then the policy's
+other rules, each against the running waker: quiet hours refuse a wake and
+say when the model is available, the daily cap blocks a wake, and a floor
+window (hybrid) keeps the GPU up with no request at all.
+
+The policy scenarios change the waker's settings file (waker.json, written by
+the scheduler role from its ``scheduler_*`` variables) and restart the waker,
+instead of a ``site.yml`` run each (eight minutes apiece on this machine):
+``test_site_switches_the_scheduler_to_on_demand`` proves that ``site.yml``
+writes the file and starts the waker, and tests/integration proves how the
+role renders each variable into it. The times of those scenarios are
+local to a fixed-offset zone (``Etc/GMT-N``) where it is about noon, so that
+no window and no day boundary falls inside the test whatever the hour.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import openai
@@ -34,9 +48,8 @@ from lab_support import (
     journal,
     only_in_layout,
     openai_client,
-    sh,
+    site_run,
 )
-from lab_support import ROOT as LAB_ROOT
 from lab_support import lab as lab_settings
 
 SCW_SECRET_KEY = lab_settings.SCW_SECRET_KEY
@@ -57,6 +70,11 @@ ON_DEMAND = {
     "scheduler_waker_poll_seconds": 5,
 }
 STATE_DIR = "/var/lib/parrotpark/scheduler"
+WAKER_CONFIG = "/etc/parrotpark/scheduler/waker.json"
+DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+# The stream kept open past the idle deadline: the lab's double answers one output token every 30 ms
+# (vllm_env in inventories/lab), and echoes the prompt's words: 3,000 words stream for about 90 s.
+STREAM_WORDS = 3000
 # When the first cold request was sent (time.monotonic()), for the wake time printed once the model answers,
 # and the server created then (the one the up run adopts after a restart).
 WOKEN: dict[str, Any] = {}
@@ -87,6 +105,61 @@ def gpu_status() -> dict:
     return json.loads(body)
 
 
+def waker_settings() -> dict:
+    return json.loads(entrance("cat", WAKER_CONFIG).stdout)
+
+
+# waker.json as site.yml wrote it, kept by the first change and put back at the end of the module.
+ORIGINAL_SETTINGS: dict[str, Any] = {}
+
+WRITE_FILE = """
+import pathlib, sys
+pathlib.Path(sys.argv[1]).write_text(sys.argv[2], encoding="utf-8")
+"""
+
+
+def set_waker_policy(**changes: Any) -> dict:
+    """Write the policy settings CHANGES over the ones site.yml wrote, restart the waker, return its status."""
+    if not ORIGINAL_SETTINGS:
+        ORIGINAL_SETTINGS.update(waker_settings())
+    settings = json.loads(json.dumps(ORIGINAL_SETTINGS))
+    settings["policy"].update(changes)
+    write_waker_settings(settings)
+    return gpu_status()
+
+
+def write_waker_settings(settings: dict) -> None:
+    entrance("python3", "-c", WRITE_FILE, WAKER_CONFIG, json.dumps(settings, indent=2) + "\n")
+    entrance("systemctl", "restart", "parrotpark-gpu-waker.service")
+    deadline = time.monotonic() + 60
+    while True:
+        code, body = entrance_get("http://127.0.0.1:8090/status")
+        if code == 200 and json.loads(body)["mode"] == settings["policy"]["mode"]:
+            return
+        assert time.monotonic() < deadline, f"the waker did not come back: {code} {body}"
+        time.sleep(1)
+
+
+def noon_zone() -> tuple[str, datetime]:
+    """A fixed-offset zone where it is about noon now (Etc/GMT-N is N hours east of UTC), and the local time."""
+    now = datetime.now(UTC)
+    offset = 12 - now.hour
+    name = "Etc/GMT" if offset == 0 else f"Etc/GMT{'-' if offset > 0 else '+'}{abs(offset)}"
+    return name, (now + timedelta(hours=offset)).replace(tzinfo=None)
+
+
+def hhmm(moment: datetime) -> str:
+    return moment.strftime("%H:%M")
+
+
+def wait_for_phase(phase: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while (state := gpu_status())["phase"] != phase:
+        assert time.monotonic() < deadline, (phase, state)
+        time.sleep(3)
+    return state
+
+
 def cold_chat(text: str, client=None) -> tuple[float, Exception | None]:
     """One chat request; how long the answer took and the error it raised (None: answered)."""
     client = client or openai_client()
@@ -99,7 +172,7 @@ def cold_chat(text: str, client=None) -> tuple[float, Exception | None]:
 
 
 def test_site_switches_the_scheduler_to_on_demand():
-    out = sh(str(LAB_ROOT / "scripts" / "lab.sh"), "site", "-e", json.dumps(ON_DEMAND), timeout=1800)
+    out = site_run("-e", json.dumps(ON_DEMAND), name="on-demand")
     assert "failed=0" in out.stdout, out.stdout[-4000:]
     assert entrance("systemctl", "is-active", "parrotpark-gpu-waker.service").stdout.strip() == "active"
     for timer in ("parrotpark-gpu-up.timer", "parrotpark-gpu-down.timer"):
@@ -182,6 +255,36 @@ def test_the_model_answers_once_the_server_is_up():
     print("gpu_up phases:", entrance("cat", f"{STATE_DIR}/gpu_up-timings.json").stdout)
 
 
+def test_a_stream_open_at_the_idle_deadline_is_not_cut():
+    """A long answer streams for longer than the idle time (plus a poll of vLLM's counters): the request in
+    flight keeps the server up, and the whole answer arrives."""
+    words = [f"w{n}" for n in range(STREAM_WORDS)]
+    started = time.monotonic()
+    stream = openai_client().chat.completions.create(
+        model=CHAT_MODEL,
+        messages=[{"role": "user", "content": " ".join(words)}],
+        max_tokens=STREAM_WORDS + 50,
+        stream=True,
+    )
+    pieces, finish = [], None
+    for chunk in stream:
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    lasted = time.monotonic() - started
+    answer = "".join(pieces)
+    print(f"stream: {len(pieces)} chunks in {lasted:.0f} s (idle time {ON_DEMAND['scheduler_idle_minutes']} min)")
+    # Longer than the idle time and a poll of the counters: without the request in flight counted as activity,
+    # the server would have been destroyed while it streamed.
+    assert lasted > 60 * ON_DEMAND["scheduler_idle_minutes"] + 2 * ON_DEMAND["scheduler_waker_poll_seconds"], (
+        f"the stream lasted {lasted:.0f} s only: it proves nothing about the idle deadline"
+    )
+    assert finish == "stop", finish
+    assert answer.endswith(" ".join(words[-5:])), answer[-300:]
+    assert gpu_status()["phase"] == "ready"
+    assert billable(fake_state())["servers"] == 1
+
+
 def test_idle_gpu_is_destroyed_with_everything_it_owned():
     started = time.monotonic()
     deadline = started + 60 * ON_DEMAND["scheduler_idle_minutes"] + DOWN_TIMEOUT
@@ -248,3 +351,78 @@ def test_the_reaper_destroys_a_stray_tagged_server_and_what_it_owned():
     log = journal("parrotpark-gpu-reap.service")
     assert "parrotpark-gpu-forgotten carries the GPU tags but is not named parrotpark-gpu" in log, log[-3000:]
     assert gpu_status()["phase"] == "off", "the waker had no session: nothing to tell it"
+
+
+def test_quiet_hours_refuse_a_wake_and_say_when_the_model_is_available():
+    zone, local = noon_zone()
+    start, end = hhmm(local - timedelta(hours=1)), hhmm(local + timedelta(hours=2))
+    state = set_waker_policy(time_zone=zone, quiet_start=start, quiet_end=end, quiet_days=[])
+    assert state["quiet"] is True, state
+    seconds, error = cold_chat("anyone there at night?")
+    assert isinstance(error, openai.APIStatusError) and error.status_code == 503, error
+    message = error.body["message"]
+    weekday = DAYS[(local + timedelta(hours=2)).weekday()]
+    assert message == f"The model is available from {weekday} {end} {zone} (quiet hours).", message
+    retry_after = int(error.response.headers["retry-after"])
+    assert 2 * 3600 - 120 <= retry_after <= 2 * 3600, retry_after
+    print(f"quiet hours: answered in {seconds:.2f} s: {message} (retry-after {retry_after} s)")
+    time.sleep(5)
+    assert gpu_status()["phase"] == "off"
+    assert billable(fake_state())["servers"] == 0
+
+
+def test_the_daily_cap_blocks_a_wake():
+    """max_gpu_hours_per_day of 3 minutes: a wake needs the boot and idle time (2 + 1 min here) on top of what
+    ran today, so none fits."""
+    zone, _local = noon_zone()
+    state = set_waker_policy(time_zone=zone, max_gpu_hours_per_day=0.05)
+    assert (state["phase"], state["why"]) == ("blocked", "cap_hours"), state
+    seconds, error = cold_chat("one more question today")
+    assert isinstance(error, openai.APIStatusError) and error.status_code == 503, error
+    message = error.body["message"]
+    assert message.startswith("The GPU has run its 0.05 hours for today (the daily limit); the model is"), message
+    assert f"00:00 {zone}" in message, message
+    print(f"daily cap: answered in {seconds:.2f} s: {message}")
+    time.sleep(5)
+    assert gpu_status()["phase"] == "blocked"
+    assert billable(fake_state())["servers"] == 0
+
+
+def test_a_floor_window_keeps_the_gpu_up_without_requests():
+    """Hybrid with a floor window around now: the waker starts the GPU on its own (trigger timer) and idleness
+    does not stop it; once the floor is gone, it is destroyed with everything it owned."""
+    zone, local = noon_zone()
+    set_waker_policy(
+        mode="hybrid",
+        time_zone=zone,
+        days=DAYS,
+        holidays=[],
+        up_time=hhmm(local - timedelta(minutes=2)),
+        down_time=hhmm(local + timedelta(minutes=40)),
+    )
+    state = wait_for_phase("ready", UP_TIMEOUT)
+    assert state["trigger"] == "timer" and state["floor_active"] is True, state
+    assert billable(fake_state())["servers"] == 1
+    time.sleep(60 * ON_DEMAND["scheduler_idle_minutes"] + 4 * ON_DEMAND["scheduler_waker_poll_seconds"] + 10)
+    state = gpu_status()
+    assert state["phase"] == "ready", f"idleness stopped the GPU inside the floor window: {state}"
+    assert billable(fake_state())["servers"] == 1
+    # The floor is gone (back to on demand as site.yml wrote it): the idle server goes.
+    write_waker_settings(ORIGINAL_SETTINGS)
+    deadline = time.monotonic() + 60 * ON_DEMAND["scheduler_idle_minutes"] + DOWN_TIMEOUT
+    while billable(fake_state()) != {"servers": 0, "volumes": 0, "ips": 0}:
+        assert time.monotonic() < deadline, (fake_state(), gpu_status())
+        time.sleep(5)
+    wait_for_phase("off", 120)
+    lines = entrance("cat", f"{STATE_DIR}/gpu-sessions.jsonl").stdout.splitlines()
+    last = json.loads(lines[-1])
+    assert last["event"] == "destroyed" and last["trigger"] == "timer", last
+
+
+def test_the_waker_settings_are_back_as_site_wrote_them():
+    """What the module changed is put back, so that the tests after it find the lab as site.yml left it."""
+    if ORIGINAL_SETTINGS:
+        write_waker_settings(ORIGINAL_SETTINGS)
+        assert waker_settings() == ORIGINAL_SETTINGS
+    state = gpu_status()
+    assert (state["mode"], state["phase"]) == ("on_demand", "off"), state
