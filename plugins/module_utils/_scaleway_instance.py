@@ -15,6 +15,7 @@ The work is split by concern, each part sharing one ``InstanceContext``:
 - ``_scaleway_instance_placement``: stock-aware creation across types and zones;
 - ``_scaleway_instance_reconcile``: tags, security group, user data, NICs, volumes, public IPs;
 - ``_scaleway_instance_teardown``: removal of the instance and what it owns;
+- ``_scaleway_instance_cache``: the persistent cache volume (found by name, created once, never deleted);
 - ``_scaleway_instance_diff``: the diff, and its prediction in check mode.
 """
 
@@ -30,6 +31,7 @@ from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import (
     ScalewayClient,
     ScalewayInputError,
 )
+from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_cache import CacheVolume, check_spec
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_context import (
     InstanceContext,
     InstanceError,
@@ -85,6 +87,7 @@ def validate(params: dict[str, Any]) -> None:
         raise ScalewayInputError(
             f"wait_interval must be a positive number of seconds, got {params['wait_interval']:g}."
         )
+    check_spec(params.get("cache_volume"))
     if params["state"] == "absent":
         return
     # The module's required_if refuses these options when omitted; an empty list or an explicit null passes it.
@@ -128,7 +131,10 @@ class InstanceManager:
         self.power = InstancePower(self.ctx, self.lookup)
         self.teardown = InstanceTeardown(self.ctx, self.lookup, self.power)
         self.reconciler = InstanceReconciler(self.ctx, self.lookup, self.teardown)
-        self.placement = InstancePlacement(self.ctx, self.lookup, self.power, self.reconciler, self.teardown)
+        self.cache = CacheVolume(self.ctx, self.lookup)
+        self.placement = InstancePlacement(
+            self.ctx, self.lookup, self.power, self.reconciler, self.teardown, cache=self.cache
+        )
 
     # What the module returns on failure too.
     @property
@@ -158,7 +164,14 @@ class InstanceManager:
             if len(servers) > 1:
                 before = {"copies": [snapshot(server) for server in servers]}
             self.teardown.teardown(servers)
-            return {"changed": ctx.changed, "removed": ctx.removed, "diff": {"before": before, "after": {}}}
+            self.cache.kept()
+            return {
+                "changed": ctx.changed,
+                "removed": ctx.removed,
+                "cache_volume": self.cache.result,
+                "diff": {"before": before, "after": {}},
+            }
+        self.cache.locate()
         server = self.lookup.find()
         user_data_before = self.lookup.user_data(server) if server and manage_user_data else None
         before = snapshot(server, user_data_before)
@@ -167,6 +180,9 @@ class InstanceManager:
             created = True
         else:
             server = self.reconciler.update(server, user_data_before)
+            self.cache.ensure(server, server["zone"])
+            if not ctx.check_mode:
+                server = self.lookup.get(server) or server
             created = False
         if server is not None and not (created and state == "running"):
             server = self.power.power(server, state)
@@ -183,5 +199,6 @@ class InstanceManager:
             "instance": instance,
             "placements": ctx.placements,
             "removed": ctx.removed,
+            "cache_volume": self.cache.result,
             "diff": {"before": before, "after": after},
         }

@@ -24,6 +24,7 @@ from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import (
     quota_summary,
     to_plain,
 )
+from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_cache import CacheVolume, zones_first
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_context import (
     GB,
     InstanceContext,
@@ -53,6 +54,8 @@ class InstancePlacement:
         power: InstancePower,
         reconciler: InstanceReconciler,
         teardown: InstanceTeardown,
+        *,
+        cache: CacheVolume,
     ) -> None:
         self.ctx = ctx
         self.api = ctx.api
@@ -60,6 +63,7 @@ class InstancePlacement:
         self.power = power
         self.reconciler = reconciler
         self.teardown = teardown
+        self.cache = cache
         self._availability: dict[str, dict[str, str]] = {}
         self._images: dict[tuple[str, str], str | None] = {}
         self._missing_volumes: dict[str, list[str]] = {}
@@ -68,7 +72,8 @@ class InstancePlacement:
 
     def candidates(self) -> list[tuple[str, str]]:
         types = self.ctx.params["commercial_type"]
-        zones = self.ctx.zones
+        # The zone holding the cache volume first (cache_volume.prefer_zone): a warm start there.
+        zones = zones_first(self.ctx.zones, self.cache.preferred_zones())
         if self.ctx.params["placement_order"] == "zone_first":
             return [(commercial_type, zone) for zone in zones for commercial_type in types]
         return [(commercial_type, zone) for commercial_type in types for zone in zones]
@@ -165,6 +170,7 @@ class InstancePlacement:
             if ctx.check_mode:
                 ctx.changed = True
                 self.record(commercial_type, zone, "would_create")
+                self.cache.ensure(None, zone)
                 return None
             server = self.create_in(commercial_type, zone, self.image_for(commercial_type, zone) or "")
             if server is not None:
@@ -268,6 +274,7 @@ class InstancePlacement:
         server = to_plain(answer.server)
         self.record(commercial_type, zone, "created")
         self.teardown.ensure_root_tag(server)
+        self.cache.ensure(server, zone)
         if params["user_data"] is not None:
             self.reconciler.set_user_data(server)
         for network in params["private_networks"] or []:
@@ -282,6 +289,7 @@ class InstancePlacement:
                     raise
                 ctx.placements[-1].update(outcome="out_of_stock", message=f"at power-on: {error.message}")
                 self.teardown.teardown([server])
+                self.cache.discard_new(zone)
                 return None
             server = self.power.wait_state(server, ("running",))
         return server

@@ -8,7 +8,8 @@ volume and IP tagged ``parrotpark.llm/instance=<name>`` in the listed zones
 was given are never tagged, so they are never deleted here. Defence in depth:
 a listed volume or IP of another project is left alone, and so is a tagged
 volume attached to a server that is not being removed (with a warning, never
-a wait for it).
+a wait for it). A volume carrying a cache tag (``parrotpark.llm/cache=<name>``,
+see ``_scaleway_instance_cache``) is never deleted, whatever other tag it has.
 
 The owner tag of the root volume is ensured here too, by every run that sees
 the instance: an interrupted creation or teardown must never leave a root
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import ScalewayError, wait_until
+from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_cache import is_cache
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_context import (
     STABLE_STATES,
     InstanceContext,
@@ -129,6 +131,13 @@ class InstanceTeardown:
         ctx = self.ctx
         volume = self.lookup.volume(zone, volume_id)
         if volume is None:
+            return
+        if is_cache(volume):
+            ctx.warn(
+                f"Left volume {volume_id} in {zone} alone: it carries a cache tag "
+                f"({', '.join(volume.get('tags') or [])}) and a cache volume is never deleted by a teardown. "
+                "Delete it through the Block Storage API if you no longer want it."
+            )
             return
         others = self.attached_elsewhere(volume)
         if others:

@@ -99,6 +99,39 @@ options:
       - They are attached when missing and never deleted, not even with O(state=absent).
     type: list
     elements: str
+  cache_volume:
+    description:
+      - A persistent block storage (SBS) volume that survives the instance, for caches that make a start fast
+        (container images, model weights, compile caches). It is identified by its exact O(cache_volume.name) and
+        the tag C(parrotpark.llm/cache=NAME) in the listed zones.
+      - When no listed zone holds it, it is created once, empty, in the zone where the instance is (or is created),
+        and attached. When it exists in the instance's zone it is attached (at creation before the first power-on;
+        to an existing instance when missing). When it exists only in another zone, or is attached to another server,
+        the instance goes on without it and the module warns; a second cache is never created.
+      - It is never deleted by this module, not by O(state=absent) (the instance's deletion detaches it) and not by
+        the teardown of any other instance, even if it carries an owner tag. It bills while the instance is off.
+      - Formatting and mounting it is the job of the server's configuration; the module only attaches it.
+    type: dict
+    suboptions:
+      name:
+        description: Exact name of the volume (1 to 63 letters, digits, C(.), C(-) or C(_)).
+        type: str
+        required: true
+      size:
+        description: Size in GB when it is created, between 10 and 10000. An existing volume is never resized.
+        type: int
+        default: 100
+      perf_iops:
+        description: Block storage class when it is created (5000 or 15000 IOPS). An existing volume keeps its class.
+        type: int
+        choices: [5000, 15000]
+        default: 5000
+      prefer_zone:
+        description:
+          - At creation of the instance, try the zone that holds the cache volume before the other zones of O(zone)
+            (for each type, or first with O(placement_order=zone_first)), so a start is warm when stock allows.
+        type: bool
+        default: true
   user_data:
     description:
       - Cloud-init user data, set under the key C(cloud-init) before the first power-on and updated when it changes
@@ -166,7 +199,7 @@ EXAMPLES = r"""
     commercial_type: [L4-1-24G, L40S-1-48G]
     image: ubuntu_noble_gpu_os_13_nvidia
     root_volume_size: 125
-    extra_volumes: ["{{ model_cache_volume_id }}"]
+    cache_volume: {name: parrotpark-gpu-cache, size: 100}
     private_networks: ["{{ private_network_id }}"]
     security_group: parrotpark-gpu
     tags: [parrotpark, gpu]
@@ -255,6 +288,31 @@ placements:
   sample:
     - {commercial_type: L4-1-24G, zone: fr-par-2, outcome: out_of_stock, message: "..."}
     - {commercial_type: L4-1-24G, zone: pl-waw-2, outcome: created, message: ""}
+cache_volume:
+  description:
+    - What happened to the cache volume (O(cache_volume)); null when the option is not given.
+    - With O(state=absent), the volume as it is after the teardown (kept, detached).
+  returned: always
+  type: dict
+  contains:
+    name: {description: Its name., type: str, returned: always}
+    id: {description: Its ID (null in check mode when it would be created)., type: str, returned: always}
+    zone: {description: Its zone., type: str, returned: always}
+    size_gb: {description: Its size in GB., type: int, returned: always}
+    attached:
+      description: Whether it is attached to the instance (in check mode, would be).
+      type: bool
+      returned: always
+    created:
+      description: Whether this run created it (in check mode, whether it would).
+      type: bool
+      returned: always
+    message:
+      description: Why it is not attached (the warning), or a note; empty otherwise.
+      type: str
+      returned: always
+  sample: {name: parrotpark-gpu-cache, id: 7f0c..., zone: fr-par-2, size_gb: 100, attached: true, created: false,
+           message: ""}
 removed:
   description: IDs of what this run removed (or would remove in check mode).
   returned: always
@@ -278,6 +336,7 @@ error_kind:
 
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway import ScalewayError, ScalewayModule
 from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance import InstanceManager, validate
+from ansible_collections.parrotpark.llm.plugins.module_utils._scaleway_instance_cache import CACHE_VOLUME_SPEC
 
 
 def main() -> None:
@@ -290,6 +349,7 @@ def main() -> None:
         "image": {"type": "str"},
         "root_volume_size": {"type": "int"},
         "extra_volumes": {"type": "list", "elements": "str"},
+        "cache_volume": CACHE_VOLUME_SPEC,
         "user_data": {"type": "str", "no_log": True},
         "tags": {"type": "list", "elements": "str", "default": []},
         "security_group": {"type": "str"},
