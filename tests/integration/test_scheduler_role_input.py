@@ -65,6 +65,7 @@ BASE = {
 }
 BAD_SECRET = "not-a-uuid-but-very-secret"
 
+ON_DEMAND_GPU_GATEWAY = "on demand with the gateway on the GPU server passes the on-demand checks"
 CASES = {
     "no secret key": (
         {"scheduler_scaleway_secret_key": None},
@@ -231,9 +232,34 @@ CASES = {
         {"scheduler_mode": "on_demand", "scheduler_waker_control_port": 8089},
         [r"scheduler_waker_port and scheduler_waker_control_port must differ; both are 8089"],
     ),
-    "on demand with the gateway on the GPU server": (
+    "report dir relative": (
+        {"scheduler_report_dir": "reports"},
+        [r"scheduler_report_dir must be an absolute directory such as /var/lib/parrotpark/reports", r"'reports'"],
+    ),
+    "report dir in the state dir": (
+        {"scheduler_report_dir": "/var/lib/parrotpark/scheduler/reports"},
+        [r"scheduler_report_dir must be a directory of its own, outside /var/lib/parrotpark/scheduler"],
+    ),
+    "report prices with an unknown key": (
+        {"scheduler_report_prices": {"hosted_offers": []}},
+        [
+            r"scheduler_report_prices may replace only hosted, currency_rates, unit_prices, fixed_monthly",
+            r"wrong: \['hosted_offers'\]",
+        ],
+    ),
+    "report calendar twice": (
+        {"scheduler_report_calendars": ["Mon *-*-* 06:00:00", "Mon *-*-* 06:00:00"]},
+        [r"scheduler_report_calendars must be distinct systemd OnCalendar= expressions"],
+    ),
+    "report database user not a name": (
+        {"scheduler_report_postgresql_user": "metrics; drop"},
+        [r"scheduler_report_postgresql_user must be a user name", r"'metrics; drop'"],
+    ),
+    # Localhost is in neither group gateway nor chat: the gateway on the GPU server. On demand is no longer
+    # refused there; the run goes past the on-demand checks to the next refusal, the missing secret files.
+    ON_DEMAND_GPU_GATEWAY: (
         {"scheduler_mode": "on_demand"},
-        [r"scheduler_mode on_demand needs the gateway on the entrance", r"groups gateway and chat"],
+        [r"scheduler_secret_files: .*/secrets/vllm-api-key", r"not found on the controller"],
     ),
 }
 
@@ -253,6 +279,19 @@ def refusals(tmp_path_factory):
 def test_bad_input_fails_before_any_change(refusals, case):
     patterns = CASES[case][1]
     assert_refused(refusals[case], patterns, SECRETS)
+
+
+def test_on_demand_with_the_gateway_on_the_gpu_server_is_not_refused(refusals):
+    """The gateway on the GPU server (localhost is in neither gateway nor chat): the on-demand checks run and
+    pass (the case stops later, at the secret files, which preflight.yml checks after preflight_on_demand.yml),
+    and nothing says the layout cannot run on demand."""
+    run = refusals[ON_DEMAND_GPU_GATEWAY]
+    assert "needs the gateway on the entrance" not in run.stdout + run.stderr + run.shared
+    assert "Refuse on demand with the gateway on the GPU server" not in run.shared
+    for task in ("Check the on-demand settings with the policy's rules", "Look up the waker's network"):
+        assert f"{task}]" in run.shared, task
+    fatal = [line for line in run.stdout.splitlines() if line.startswith("fatal: ")]
+    assert len(fatal) == 1, run.stdout  # one refusal, the secret files' (test_bad_input_fails_before_any_change)
 
 
 # LiteLLM's and LibreChat's secrets under the entrance's name, which the
@@ -326,6 +365,12 @@ def test_valid_input_passes_in_check_mode(tmp_path):
     ):
         assert f"OnCalendar={expression}" in output, output
     assert "ExecStart=/usr/bin/flock -w 3600 /run/lock/parrotpark-gpu.lock /usr/local/bin/parrotpark-gpu up" in output
+    # The report's timer: monthly and weekly in the schedule's zone, no lock, its own program.
+    assert (
+        "OnCalendar=*-*-01 06:00:00 Europe/Paris" in output and "OnCalendar=Mon *-*-* 06:00:00 Europe/Paris" in output
+    )
+    assert "ExecStart=/usr/local/bin/parrotpark-gpu report --timer" in output
+    assert "parrotpark-gpu-report.timer" in output
     packed = sorted(path.name for path in (tmp_path / "cache").iterdir())
     assert packed == sorted(
         ["parrotpark-llm-0.1.0.tar.gz"]
@@ -723,3 +768,93 @@ def test_gpu_gateway_layout_gives_the_gpu_the_services_and_their_secrets(tmp_pat
         "localhost/postgres-metrics",
         *(f"localhost/{name}" for name in GPU_GATEWAY_SECRET_FILES),
     ]
+
+
+# --------------------------------------------------------------------------
+# The report: its settings, price table and units as rendered
+# --------------------------------------------------------------------------
+
+
+def test_report_settings_price_table_and_units_are_what_the_program_reads(tmp_path):
+    """The command's report settings (psql in the pgvector container, the fallback from litellm_fallback), the price
+    table with scheduler_report_prices replacing the shipped fixed_monthly (read by the report's own reader), and
+    the report's service and timer as rendered."""
+    fixed = [{"name": "GPU cache volume (Block SSD)", "quantity": 150, "price": "block_ssd"}]
+    variables = {
+        "scheduler_report_prices": {"fixed_monthly": fixed},
+        "scheduler_report_calendars": ["*-*-01 05:00:00 UTC"],
+        "scheduler_report_dir": "/srv/reports",
+        "litellm_fallback": {"model": "openai/mistral-small-3.2", "api_base": "https://api.example/v1"},
+        "role_path": str(ROLE),
+        "__scheduler_action": "report",
+        "_scheduler_on_demand": False,
+    }
+    templates = {
+        "parrotpark-gpu.service.j2": tmp_path / "parrotpark-gpu-report.service",
+        "parrotpark-gpu-report.timer.j2": tmp_path / "parrotpark-gpu-report.timer",
+    }
+    rendered = render_role_vars(
+        tmp_path,
+        ["_scheduler_command_settings", "_scheduler_report_prices", "_scheduler_timer_on", "_scheduler_unit_paths"],
+        variables,
+        templates=templates,
+    )
+    report = rendered["_scheduler_command_settings"]["report"]
+    assert report == {
+        "prices": "/etc/parrotpark/scheduler/report-prices.yml",
+        "out_dir": "/srv/reports",
+        "timezone": "Europe/Paris",
+        "psql": [
+            "docker",
+            "exec",
+            "--interactive",
+            "parrotpark-postgres",
+            "psql",
+            "--no-psqlrc",
+            "--quiet",
+            "--csv",
+            "--set=ON_ERROR_STOP=1",
+            "--username=metrics",
+            "--dbname=metrics",
+        ],
+        "fallback": {"name": "parrotpark-fallback", "models": ["openai/mistral-small-3.2"]},
+    }
+    assert rendered["_scheduler_timer_on"]["report"] is True
+    assert "/etc/systemd/system/parrotpark-gpu-report.timer" in rendered["_scheduler_unit_paths"]
+    sys.path.insert(0, str(PROGRAM.parent))
+    try:
+        import gpu_report
+        import parrotpark_gpu
+    finally:
+        sys.path.remove(str(PROGRAM.parent))
+    assert set(rendered["_scheduler_command_settings"]) <= set(parrotpark_gpu.DEFAULTS)
+    table = rendered["_scheduler_report_prices"]
+    shipped = yaml.safe_load((ROLE / "files" / "hosted_prices.yml").read_text())
+    assert table["fixed_monthly"] == fixed and table["hosted"] == shipped["hosted"]
+    prices = tmp_path / "report-prices.yml"
+    prices.write_text(yaml.safe_dump(table, sort_keys=False))
+    loaded = gpu_report.load_prices(prices)
+    assert [item.name for item in loaded.fixed] == ["GPU cache volume (Block SSD)"]
+    assert loaded.fixed[0].unit_price_eur == gpu_report.Decimal("0.095")
+    service = (tmp_path / "parrotpark-gpu-report.service").read_text()
+    assert "ExecStart=/usr/local/bin/parrotpark-gpu report --timer\n" in service
+    assert "flock" not in service and "/srv/reports" in service
+    timer = (tmp_path / "parrotpark-gpu-report.timer").read_text()
+    assert "OnCalendar=*-*-01 05:00:00 UTC\n" in timer and "Unit=parrotpark-gpu-report.service" in timer
+    assert "Persistent=true" in timer
+    if shutil.which("systemd-analyze"):
+        verify = subprocess.run(
+            ["systemd-analyze", "calendar", "*-*-01 05:00:00 UTC"], capture_output=True, text=True, check=False
+        )
+        assert verify.returncode == 0, verify.stderr
+
+
+def test_report_defaults_without_a_fallback(tmp_path):
+    rendered = render_role_vars(
+        tmp_path,
+        ["scheduler_report_fallback_name", "scheduler_report_fallback_models", "_scheduler_timer_on"],
+        {"scheduler_report_calendars": [], "_scheduler_on_demand": False},
+    )
+    assert rendered["scheduler_report_fallback_name"] == "parrotpark-fallback"
+    assert rendered["scheduler_report_fallback_models"] == []
+    assert rendered["_scheduler_timer_on"]["report"] is False
