@@ -8,13 +8,26 @@ server and deploys vLLM, LiteLLM and LibreChat there, with the entrance's
 PostgreSQL and Keycloak and an external MongoDB (parrotpark-lab-mongo). Users
 still come through the entrance's Caddy. The tests run in file order and
 share the lab.
+
+The last tests switch the lab to on demand (``site.yml -e`` with lab times,
+as test_e2e_on_demand.py does in the default layout): with the GPU off the
+chat site is the waker's offline page, whose loads never start anything; its
+button creates one server however often it is pressed, the page then says
+the model is starting; after the boot LibreChat and the API answer from the
+GPU server, and after the idle time everything is destroyed and the page
+offers the button again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 import urllib.parse
+from typing import Any
 
+import openai
+import pytest
 import requests
 from lab_support import (
     DOMAIN,
@@ -24,21 +37,26 @@ from lab_support import (
     SECRETS,
     UP_TIMEOUT,
     assert_completions_stream_and_embed,
+    assert_double_echoes,
     assert_gpu_up_timings,
     assert_nothing_billable_after_down,
     assert_offline,
     assert_second_site_run_changes_nothing,
     billable,
+    chat,
     entrance,
     exchange_code,
     fake_state,
     gpu_servers,
+    journal,
     keycloak_login,
     lab_address,
     lab_ca,
     on_gpu,
     only_in_layout,
+    openai_client,
     run_unit,
+    site_run,
     wait_for_metric_rows,
     wait_for_window,
 )
@@ -169,3 +187,204 @@ def test_down_leaves_nothing_billable_and_both_sites_offline():
 
 def test_second_site_run_changes_nothing():
     assert_second_site_run_changes_nothing()
+
+
+# --------------------------------------------------------------------------
+# On demand with the gateway on the GPU server: while the GPU is off, LiteLLM
+# and LibreChat are gone with it, and the entrance's waker answers for both
+# sites (Caddy's routes gpu-4000 and gpu-3080 go to it). The chat site shows
+# an offline page whose button wakes the GPU; a page load never does.
+# --------------------------------------------------------------------------
+
+# Lab times, as in test_e2e_on_demand.py: boot estimate 2 min, idle 1 min, no quiet hours, no off time.
+ON_DEMAND = {
+    "scheduler_mode": "on_demand",
+    "scheduler_quiet_start": "",
+    "scheduler_quiet_end": "",
+    "scheduler_quiet_days": [],
+    "scheduler_boot_minutes": 2,
+    "scheduler_idle_minutes": 1,
+    "scheduler_min_off_minutes": 0,
+    "scheduler_hold_seconds": 0,
+    "scheduler_drain_seconds": 30,
+    "scheduler_waker_poll_seconds": 5,
+}
+WAKER = "parrotpark-gpu-waker.service"
+WAKE_PATH = "/.parrotpark/wake"
+ROUTES_DIR = "/etc/parrotpark/caddy/routes"
+# What a browser sends when it loads a page, and with the button's form.
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "User-Agent": "Mozilla/5.0"}
+EMPTY = {"servers": 0, "volumes": 0, "ips": 0}
+# When the button was pressed (time.monotonic()), for the wake time printed once the model answers.
+WOKEN: dict[str, Any] = {}
+
+# A GET on the entrance: "STATUS BODY" (the entrance's Python, no other tool needed).
+HTTP_GET = """
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=5) as answer:
+        print(answer.status, answer.read().decode())
+except urllib.error.HTTPError as exc:
+    print(exc.code, exc.read().decode())
+"""
+
+
+def gpu_status() -> dict:
+    """The waker's status, from its control listener on the entrance (scheduler_waker_control_port)."""
+    out = entrance("python3", "-c", HTTP_GET, "http://127.0.0.1:8090/status", check=False)
+    code, _space, body = out.stdout.partition(" ")
+    assert out.returncode == 0 and code == "200", (out.stdout, out.stderr)
+    return json.loads(body)
+
+
+def wait_until(predicate, timeout: float, what: str, pause: float = 3):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"{what}: not after {timeout:.0f} s; waker: {gpu_status()}"
+        time.sleep(pause)
+    return value
+
+
+def chat_url(path: str) -> str:
+    return f"https://chat.{DOMAIN}{path}"
+
+
+def load_page(path: str = "/") -> requests.Response:
+    """The chat site as a browser loads it."""
+    return requests.get(chat_url(path), headers=BROWSER, timeout=30, verify=lab_ca(), allow_redirects=False)
+
+
+def press_wake_button() -> requests.Response:
+    """The offline page's button: a form POST from the chat site's own page (same origin)."""
+    origin = "{0.scheme}://{0.netloc}".format(urllib.parse.urlsplit(chat_url("/")))
+    headers = {
+        **BROWSER,
+        "Origin": origin,
+        "Referer": chat_url("/"),
+        "Sec-Fetch-Site": "same-origin",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    return requests.post(
+        chat_url(WAKE_PATH), data="", headers=headers, timeout=30, verify=lab_ca(), allow_redirects=False
+    )
+
+
+def assert_offline_page(page: requests.Response) -> str:
+    """The waker's offline page: 503, HTML, not cached, a Retry-After, reloading itself; its text."""
+    assert page.status_code == 503, (page.status_code, page.text[:500])
+    assert page.headers["Content-Type"].startswith("text/html"), page.headers
+    assert page.headers.get("Cache-Control") == "no-store", page.headers
+    assert int(page.headers["Retry-After"]) > 0, page.headers
+    assert '<meta http-equiv="refresh" content="' in page.text, page.text
+    # Self-contained: nothing to load from anywhere.
+    assert "src=" not in page.text and "href=" not in page.text and "<script" not in page.text, page.text
+    return page.text
+
+
+def test_site_switches_the_gpu_gateway_lab_to_on_demand():
+    """site.yml on demand in this layout: the waker runs, the timers are off, and both GPU routes (LiteLLM's
+    4000 and LibreChat's 3080) go to the waker while the GPU is off."""
+    assert billable(fake_state()) == EMPTY
+    out = site_run("-e", json.dumps(ON_DEMAND), name="on-demand")
+    assert "failed=0" in out.stdout, out.stdout[-4000:]
+    assert "needs the gateway on the entrance" not in out.stdout
+    assert entrance("systemctl", "is-active", WAKER).stdout.strip() == "active"
+    for timer in ("parrotpark-gpu-up.timer", "parrotpark-gpu-down.timer"):
+        assert entrance("systemctl", "is-enabled", timer, check=False).stdout.strip() != "enabled", timer
+    waker = entrance("parrotpark-gpu", "waker-address").stdout.strip()
+    assert waker.endswith(":8089"), waker
+    for port in (4000, 3080):
+        route = entrance("cat", f"{ROUTES_DIR}/gpu-{port}.caddy").stdout
+        assert f"reverse_proxy {waker}" in route, (port, route)
+    assert gpu_status()["phase"] == "off"
+
+
+def test_the_chat_site_shows_the_offline_page_and_a_page_load_never_wakes_the_gpu():
+    for path in ("/", "/c/new", WAKE_PATH):
+        text = assert_offline_page(load_page(path))
+        assert "The model is off" in text, text
+        assert f'<form method="post" action="{WAKE_PATH}">' in text, text
+        assert "Start the model</button>" in text, text
+    # LibreChat's own calls (the page it had loaded before the GPU went): JSON with the same sentence.
+    api = requests.get(chat_url("/api/config"), timeout=30, verify=lab_ca())
+    assert api.status_code == 503, api.text[:300]
+    assert api.json()["message"].startswith("The model is off"), api.text
+    # Crawlers and link previews load pages: give the waker two polls to prove that nothing starts.
+    time.sleep(2 * ON_DEMAND["scheduler_waker_poll_seconds"] + 2)
+    assert gpu_status()["phase"] == "off"
+    assert billable(fake_state()) == EMPTY
+    assert "answered the offline page (off) to GET /c/new" in journal(WAKER)
+
+
+def test_a_press_from_another_site_does_not_wake_the_gpu():
+    forged = requests.post(
+        chat_url(WAKE_PATH),
+        headers={**BROWSER, "Origin": "https://elsewhere.example.net", "Sec-Fetch-Site": "cross-site"},
+        timeout=30,
+        verify=lab_ca(),
+        allow_redirects=False,
+    )
+    assert forged.status_code == 403, forged.text[:300]
+    time.sleep(2)
+    assert gpu_status()["phase"] == "off"
+    assert billable(fake_state()) == EMPTY
+
+
+def test_the_wake_button_creates_one_server_and_the_page_says_starting():
+    WOKEN["at"] = time.monotonic()
+    pressed = press_wake_button()
+    assert pressed.status_code == 303 and pressed.headers["Location"] == "/", (pressed.status_code, pressed.headers)
+    # Pressed again, by impatient users: single flight.
+    assert [press_wake_button().status_code for _press in range(3)] == [303, 303, 303]
+    state = gpu_status()
+    assert state["phase"] == "starting" and state["trigger"] == "wake" and state["wakes_today"] >= 1, state
+    text = assert_offline_page(load_page("/"))
+    assert "The model is starting" in text and ("ready in about" in text or "ready shortly" in text), text
+    assert "<form" not in text, text
+    # An API request meanwhile is answered at once by the waker, with the same estimate, and wakes nothing more.
+    with pytest.raises(openai.APIStatusError) as caught:
+        chat(openai_client(), "are you there?")
+    assert caught.value.status_code == 503, caught.value
+    assert "The model is starting" in str(caught.value), caught.value
+    assert int(caught.value.response.headers["retry-after"]) > 0
+    wait_until(lambda: billable(fake_state())["servers"] > 0, UP_TIMEOUT, "a server created")
+    time.sleep(5)
+    assert billable(fake_state())["servers"] == 1, fake_state()
+    assert journal(WAKER).count("wake: trigger wake") >= 1
+    assert "wake: trigger wake, 1 request (POST /.parrotpark/wake)" in journal(WAKER)
+
+
+def test_after_the_boot_the_chat_site_and_the_api_are_answered_on_the_gpu():
+    def librechat_answers() -> bool:
+        answer = requests.get(chat_url("/api/config"), timeout=30, verify=lab_ca())
+        return answer.status_code == 200 and answer.headers.get("x-parrotpark-double") == "librechat"
+
+    wait_until(librechat_answers, UP_TIMEOUT, "LibreChat on the GPU answering the chat site", pause=5)
+    page = load_page("/")
+    assert page.headers.get("x-parrotpark-double") == "librechat", (page.status_code, page.text[:300])
+    assert "Start the model" not in page.text
+    assert_double_echoes(chat(openai_client(), "awake on demand"), "awake on demand")
+    if "at" in WOKEN:
+        print(f"wake button to the model's first answer: {time.monotonic() - WOKEN['at']:.0f} s")
+    state = wait_until(lambda: (s := gpu_status())["phase"] == "ready" and s, 120, "the waker told ready")
+    # Idle detection reads vLLM's own counters on the GPU server in this layout too.
+    assert state["metrics_urls"] and all(url.endswith("/metrics") for url in state["metrics_urls"]), state
+    assert set(state["upstreams"]) == {"gpu-4000", "gpu-3080"}, state
+    assert billable(fake_state())["servers"] == 1
+
+
+def test_idle_gpu_is_destroyed_and_the_chat_site_offers_the_button_again():
+    started = time.monotonic()
+    wait_until(
+        lambda: billable(fake_state()) == EMPTY,
+        60 * ON_DEMAND["scheduler_idle_minutes"] + DOWN_TIMEOUT,
+        "the idle GPU server and what it owned destroyed",
+        pause=5,
+    )
+    idle_to_gone = time.monotonic() - started
+    print(f"idle to destroyed: {idle_to_gone:.0f} s (idle time {ON_DEMAND['scheduler_idle_minutes']} min)")
+    assert idle_to_gone >= 60 * ON_DEMAND["scheduler_idle_minutes"] - 10, "destroyed before the idle time"
+    wait_until(lambda: gpu_status()["phase"] == "off", 120, "the waker told destroyed")
+    assert "destroy: idle for" in journal(WAKER)
+    text = assert_offline_page(load_page("/"))
+    assert "The model is off" in text and "Start the model</button>" in text, text
