@@ -250,3 +250,21 @@ def test_bad_cache_volume_is_refused_before_any_request(
         assert message in result["msg"]
         assert "cache_volume" in result["msg"]
     assert fake.requests() == []
+
+
+def test_a_placement_given_up_at_power_on_does_not_pin_the_cache_there(
+    fake: Any, run_env: dict[str, str], tmp_path: Path
+) -> None:
+    fake.out_of_stock("L4-1-24G", "fr-par-2", on=("poweron",))
+    (up,) = run_tasks(tmp_path, run_env, [(MODULE, gpu(cache_volume=CACHE))]).results
+    assert not up.get("failed"), up.get("msg")
+    assert [(p["zone"], p["outcome"]) for p in up["placements"]] == [
+        ("fr-par-2", "out_of_stock"),
+        ("pl-waw-2", "created"),
+    ]
+    cache = up["cache_volume"]
+    assert (cache["zone"], cache["attached"], cache["created"]) == ("pl-waw-2", True, True)
+    (stored,) = caches(fake)
+    assert (stored["id"], stored["zone"]) == (cache["id"], "pl-waw-2")
+    # nothing of the fr-par-2 attempt is left
+    assert [volume["zone"] for volume in fake.state()["volumes"]] == ["pl-waw-2", "pl-waw-2"]
