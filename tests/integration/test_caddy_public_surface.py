@@ -38,6 +38,7 @@ AUTH_PUBLIC = [
     "/realms/parrotpark/protocol/openid-connect/auth",
     "/realms/parrotpark/account",
     "/resources/abc12/login/keycloak.v2/css/styles.css",
+    "/realms/parrotpark/protocol/openid-connect/auth?client_id=librechat&redirect_uri=https%3A%2F%2Fchat.x%2F..%2F",
     "/.well-known/oauth-authorization-server/realms/parrotpark",
     "/robots.txt",
 ]
@@ -65,6 +66,8 @@ API_REFUSED = [
     "/v1/../ui/",
     "/v1/%2e%2e/ui/",
     "//ui/",
+    "/v1/..;/ui/",
+    "/v1/models/..%2f..%2fui/",
 ]
 AUTH_REFUSED = [
     "/",
@@ -80,6 +83,9 @@ AUTH_REFUSED = [
     "/realms/%6Daster/protocol/openid-connect/token",
     "//realms/master/protocol/openid-connect/token",
     "/realms/parrotpark/../../admin/",
+    "/realms/parrotpark/..;/master/protocol/openid-connect/token",
+    "/realms/parrotpark/%2e%2e;/master/protocol/openid-connect/token",
+    "/realms/parrotpark;/../master/account",
     "/metrics",
     "/health",
     "/health/ready",
@@ -195,7 +201,7 @@ def upstream_sites() -> str:
 class Caddy:
     """A Caddy container running a rendered Caddyfile, its HTTPS port published on 127.0.0.1."""
 
-    def __init__(self, tmp_path: Path, variables: dict[str, Any]):
+    def __init__(self, tmp_path: Path, variables: dict[str, Any], data_volume: str):
         caddyfile = render(tmp_path, live_variables(variables)) + upstream_sites()
         # The access log goes to a directory of the container, like the role's mount.
         self.file = tmp_path / "Caddyfile.live"
@@ -204,7 +210,7 @@ class Caddy:
         self.name = f"pp-surface-{uuid.uuid4().hex[:10]}"
         started = docker(
             "run", "-d", "--rm", "--name", self.name, "-p", "127.0.0.1::443",
-            "-v", f"{self.file}:/etc/caddy/Caddyfile:ro", "--entrypoint", "caddy", str(IMAGE),
+            "-v", f"{self.file}:/etc/caddy/Caddyfile:ro", "-v", f"{data_volume}:/data", "--entrypoint", "caddy", str(IMAGE),
             "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile",
         )  # fmt: skip
         assert started.returncode == 0, started.stderr
@@ -213,13 +219,19 @@ class Caddy:
         self.context = ssl.create_default_context()
         self.context.check_hostname = False
         self.context.verify_mode = ssl.CERT_NONE
-        deadline = time.monotonic() + 60
+        # The first container issues the three certificates (Caddy 2.6 may retry one a minute later);
+        # the next ones find them in the shared /data volume.
+        deadline = time.monotonic() + 150
+        waiting = set(UPSTREAMS)
         while True:
-            try:
-                if self.get("api", "/v1/models")[0] == 200:
-                    break
-            except OSError:
-                pass
+            for site in sorted(waiting):
+                try:
+                    if self.get(site, "/v1/models")[0] in (200, 404):
+                        waiting.discard(site)
+                except (OSError, IndexError, ValueError):
+                    pass
+            if not waiting:
+                break
             if time.monotonic() > deadline:
                 logs = docker("logs", self.name)
                 raise AssertionError(f"Caddy did not answer: {logs.stdout[-3000:]}{logs.stderr[-3000:]}")
@@ -247,12 +259,22 @@ class Caddy:
         return status, body.decode(errors="replace")
 
 
+@pytest.fixture(scope="module")
+def data_volume():
+    """Caddy's /data (the internal CA and the certificates), shared by the containers of this module."""
+    name = f"pp-surface-data-{uuid.uuid4().hex[:10]}"
+    created = docker("volume", "create", name)
+    assert created.returncode == 0, created.stderr
+    yield name
+    docker("volume", "rm", "-f", name)
+
+
 @pytest.fixture
-def caddy_with(tmp_path):
+def caddy_with(tmp_path, data_volume):
     started: list[Caddy] = []
 
     def start(variables: dict[str, Any]) -> Caddy:
-        caddy = Caddy(tmp_path, variables)
+        caddy = Caddy(tmp_path, variables, data_volume)
         started.append(caddy)
         return caddy
 
