@@ -21,6 +21,11 @@ Modes (``mode``):
   it is destroyed after ``idle_minutes`` with no request and no stream open.
 - ``hybrid``: the floor windows keep it up; outside them it follows demand.
 
+The chat site (with the gateway on the GPU server, LibreChat is off with the
+GPU): ``offline_view`` says what its offline page shows, and changes nothing
+(a page load never wakes); the page's button is a ``Request`` of kind
+``button``, a user's wake like a chat request, answered at once.
+
 Phases: off, starting, ready, stopping (draining, or destroyed and waiting
 for the confirmation), blocked (off, and a cap refuses a wake; ``why`` names
 the cap).
