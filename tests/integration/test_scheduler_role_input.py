@@ -788,6 +788,7 @@ def test_report_settings_price_table_and_units_are_what_the_program_reads(tmp_pa
         "role_path": str(ROLE),
         "__scheduler_action": "report",
         "_scheduler_on_demand": False,
+        "_scheduler_timers_on": True,
     }
     templates = {
         "parrotpark-gpu.service.j2": tmp_path / "parrotpark-gpu-report.service",
@@ -830,7 +831,8 @@ def test_report_settings_price_table_and_units_are_what_the_program_reads(tmp_pa
     assert set(rendered["_scheduler_command_settings"]) <= set(parrotpark_gpu.DEFAULTS)
     table = rendered["_scheduler_report_prices"]
     shipped = yaml.safe_load((ROLE / "files" / "hosted_prices.yml").read_text())
-    assert table["fixed_monthly"] == fixed and table["hosted"] == shipped["hosted"]
+    # Dates come back as text through JSON.
+    assert table["fixed_monthly"] == fixed and table["hosted"] == json.loads(json.dumps(shipped["hosted"], default=str))
     prices = tmp_path / "report-prices.yml"
     prices.write_text(yaml.safe_dump(table, sort_keys=False))
     loaded = gpu_report.load_prices(prices)
@@ -853,7 +855,7 @@ def test_report_defaults_without_a_fallback(tmp_path):
     rendered = render_role_vars(
         tmp_path,
         ["scheduler_report_fallback_name", "scheduler_report_fallback_models", "_scheduler_timer_on"],
-        {"scheduler_report_calendars": [], "_scheduler_on_demand": False},
+        {"scheduler_report_calendars": [], "_scheduler_on_demand": False, "_scheduler_timers_on": False},
     )
     assert rendered["scheduler_report_fallback_name"] == "parrotpark-fallback"
     assert rendered["scheduler_report_fallback_models"] == []

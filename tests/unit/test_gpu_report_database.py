@@ -87,7 +87,7 @@ def test_usage_sql_reads_the_month_with_a_lookback_in_the_zone():
         end,
         "Europe/Paris",
     )
-    assert '"litellm_input_tokens_total"' in sql and '"vllm:generation_tokens_total"' in sql
+    assert '"public"."litellm_input_tokens_total"' in sql and '"vllm:generation_tokens_total"' in sql
     assert "'2025-10-24T23:00:00+00:00'::timestamptz" in sql  # 7 days before, for the last sample before
     assert "time >= '2025-10-31T23:00:00+00:00'::timestamptz" in sql
     assert "time < '2025-11-30T23:00:00+00:00'::timestamptz" in sql

@@ -711,6 +711,7 @@ class Database:
     command: tuple[str, ...]
     fallback_name: str = "parrotpark-fallback"
     fallback_models: tuple[str, ...] = ()
+    schema: str = "public"  # telegraf_postgresql_schema
 
 
 @dataclass(frozen=True)
@@ -731,13 +732,13 @@ def _sql_name(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def tables_sql(names: Iterable[str]) -> str:
-    """The query for which of the token tables exist in the database's schema."""
+def tables_sql(names: Iterable[str], schema: str = "public") -> str:
+    """The query for which of the token tables exist in the schema."""
     listed = ", ".join(_sql_text(name) for name in names)
-    return f"SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename IN ({listed});\n"
+    return f"SELECT tablename FROM pg_tables WHERE schemaname = {_sql_text(schema)} AND tablename IN ({listed});\n"
 
 
-def usage_sql(tables: dict[str, str], start: datetime, end: datetime, zone_name: str) -> str:
+def usage_sql(tables: dict[str, str], start: datetime, end: datetime, zone_name: str, schema: str = "public") -> str:
     """Tokens per day (in ``zone_name``), kind (prompt, completion), requested model, model, end user and user,
     from the counters in ``tables`` (kind -> table), for [start, end).
 
@@ -762,7 +763,7 @@ FROM (
     FROM (
       SELECT time, to_jsonb(t) - 'time' - 'counter' - 'value' AS series,
              coalesce(to_jsonb(t)->>'counter', to_jsonb(t)->>'value')::double precision AS reading
-      FROM {_sql_name(table)} AS t
+      FROM {_sql_name(schema)}.{_sql_name(table)} AS t
       WHERE time >= {_sql_text(lower)}::timestamptz AND time < {_sql_text(end.isoformat())}::timestamptz
     ) AS samples
     WHERE reading IS NOT NULL
@@ -859,14 +860,20 @@ def usage_from_database(database: Database, start: datetime, end: datetime, zone
     answer: the report then says the usage is unavailable and still prices the GPU."""
     try:
         candidates = [name for names in (*LITELLM_TABLES.values(), *VLLM_TABLES.values()) for name in names]
-        found = {line.strip() for line in _psql(database, tables_sql(candidates)).splitlines()[1:] if line.strip()}
+        found = {
+            line.strip()
+            for line in _psql(database, tables_sql(candidates, database.schema)).splitlines()[1:]
+            if line.strip()
+        }
         results = {}
         for family, tables in (("LiteLLM", LITELLM_TABLES), ("vLLM", VLLM_TABLES)):
             chosen = {kind: next((name for name in names if name in found), None) for kind, names in tables.items()}
             if None in chosen.values():
                 continue
             picked = {kind: str(name) for kind, name in chosen.items()}
-            rows = parse_usage_rows(_psql(database, usage_sql(picked, start, end, zone_name)), database)
+            rows = parse_usage_rows(
+                _psql(database, usage_sql(picked, start, end, zone_name, database.schema)), database
+            )
             results[family] = (tuple(rows), f"PostgreSQL metrics database, tables {', '.join(sorted(picked.values()))}")
             if rows:
                 break
