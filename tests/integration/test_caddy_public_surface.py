@@ -213,7 +213,9 @@ class Caddy:
             "-v", f"{self.file}:/etc/caddy/Caddyfile:ro", "-v", f"{data_volume}:/data", "--entrypoint", "caddy", str(IMAGE),
             "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile",
         )  # fmt: skip
-        assert started.returncode == 0, started.stderr
+        if started.returncode != 0:
+            self.stop()
+            raise AssertionError(started.stderr)
         port = docker("port", self.name, "443/tcp").stdout.split("\n")[0].rsplit(":", 1)[-1]
         self.port = int(port)
         self.context = ssl.create_default_context()
@@ -234,6 +236,7 @@ class Caddy:
                 break
             if time.monotonic() > deadline:
                 logs = docker("logs", self.name)
+                self.stop()
                 raise AssertionError(f"Caddy did not answer: {logs.stdout[-3000:]}{logs.stderr[-3000:]}")
             time.sleep(0.5)
 
