@@ -210,7 +210,8 @@ class Caddy:
         self.name = f"pp-surface-{uuid.uuid4().hex[:10]}"
         started = docker(
             "run", "-d", "--rm", "--name", self.name, "-p", "127.0.0.1::443",
-            "-v", f"{self.file}:/etc/caddy/Caddyfile:ro", "-v", f"{data_volume}:/data", "--entrypoint", "caddy", str(IMAGE),
+            "-v", f"{self.file}:/etc/caddy/Caddyfile:ro", "-v", f"{data_volume}:/data",
+            "--entrypoint", "caddy", str(IMAGE),
             "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile",
         )  # fmt: skip
         if started.returncode != 0:
