@@ -73,7 +73,7 @@ def create_volume(store: Store, req: Request, zone: str) -> Response:
     if perf_iops not in PERF_IOPS:
         raise ApiError.invalid_arguments({"perf_iops": "one of 5000, 15000"})
     name = body.get("name") or "vol"
-    volume = store.create_block_volume(zone, project, name, size, tags=_tags(body), perf_iops=perf_iops)
+    volume = store.create_block_volume(zone, project, name, size, tags=_tags(body), perf_iops=perf_iops, creating=True)
     return Response(200, store.render_block_volume(volume))
 
 

@@ -116,6 +116,8 @@ def _plan_existing(store: Store, zone: str, slot: str, template: dict[str, Any],
     if volume is None or volume["zone"] != zone:
         raise ApiError.not_found("block_volume", str(template["id"]))
     store.check_access(volume["project_id"], "block_volume", "write")
+    if store.settle_block_volume(volume)["status"] == "creating":
+        raise ApiError.invalid_request(f"volume {volume['id']} is not available yet (status creating)")
     if volume["status"] != "available" or volume["references"] or volume["id"] in seen:
         raise ApiError.invalid_request(f"volume {volume['id']} is already attached to a server")
     seen.add(volume["id"])
@@ -584,6 +586,8 @@ def attach_volume(store: Store, req: Request, zone: str, server_id: str) -> Resp
     volume = store.block_volumes.get(volume_id) if isinstance(volume_id, str) else None
     if volume is None or volume["zone"] != zone:
         raise ApiError.not_found("block_volume", str(volume_id))
+    if store.settle_block_volume(volume)["status"] == "creating":
+        raise ApiError.invalid_request(f"volume {volume_id} is not available yet (status creating)")
     if volume["references"]:
         raise ApiError.invalid_request(f"volume {volume_id} is already attached to a server")
     slot = 0

@@ -278,7 +278,9 @@ class Store:
         *,
         tags: list[str] | None = None,
         perf_iops: int = 5000,
+        creating: bool = False,
     ) -> dict[str, Any]:
+        """A Block volume; ``creating``: ``creating`` for ``transition_seconds`` (a volume made by the Block API)."""
         stamp = self.now()
         volume = {
             "id": new_id(),
@@ -291,7 +293,8 @@ class Store:
             "updated_at": stamp,
             "references": [],
             "parent_snapshot_id": None,
-            "status": "available",
+            "status": "creating" if creating and self.config.transition_seconds > 0 else "available",
+            "ready_at": stamp + (self.config.transition_seconds if creating else 0),
             "tags": list(tags or []),
             "perf_iops": perf_iops,
             "last_detached_at": None,
@@ -323,7 +326,15 @@ class Store:
         volume["updated_at"] = stamp
         volume["last_detached_at"] = stamp
 
+    def settle_block_volume(self, volume: dict[str, Any]) -> dict[str, Any]:
+        """Finish a ``creating`` volume whose time has come (lazily, like every transition)."""
+        if volume["status"] == "creating" and self.now() >= volume.get("ready_at", 0):
+            volume["status"] = "available"
+            volume["updated_at"] = volume["ready_at"]
+        return volume
+
     def render_block_volume(self, volume: dict[str, Any]) -> dict[str, Any]:
+        self.settle_block_volume(volume)
         return {
             "id": volume["id"],
             "name": volume["name"],

@@ -180,8 +180,7 @@ class InstanceManager:
             created = True
         else:
             server = self.reconciler.update(server, user_data_before)
-            self.cache.ensure(server, server["zone"])
-            if not ctx.check_mode:
+            if self.cache.ensure(server, server["zone"]):
                 server = self.lookup.get(server) or server
             created = False
         if server is not None and not (created and state == "running"):

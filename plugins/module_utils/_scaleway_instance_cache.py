@@ -168,36 +168,51 @@ class CacheVolume:
             "message": message,
         }
 
-    def ensure(self, server: dict[str, Any] | None, zone: str) -> None:
-        """Attach the cache volume to the server in ``zone`` (None in check mode: predicted), creating it once."""
+    def ensure(self, server: dict[str, Any] | None, zone: str) -> bool:
+        """Attach the cache volume to the server in ``zone`` (None in check mode: predicted), creating it once.
+
+        True when the server was changed (the volume attached to it now).
+        """
         if not self.enabled:
-            return
+            return False
+        volume = self.volume_for(zone)
+        if volume is None:
+            return False
+        if server is None:  # check mode, a new instance: the volume would be attached at creation
+            free = not attached_to(volume)
+            self.report(volume, zone, free)
+            self.ctx.changed = self.ctx.changed or free
+            return False
+        return self.attach(server, volume, zone)
+
+    def volume_for(self, zone: str) -> dict[str, Any] | None:
+        """The cache volume of ``zone``, created when no listed zone holds one; None (reported) when there is none."""
         ctx = self.ctx
         volume = self.found.get(zone)
-        if volume is None:
-            elsewhere = sorted(self.found)
-            if elsewhere:
-                message = (
-                    f"The cache volume {self.name} is in {', '.join(elsewhere)}, not in {zone} where instance "
-                    f"{ctx.name} is: it starts without the cache (a cold start: image pull and model download). "
-                    "A block volume cannot be attached across zones; a second cache is not created."
-                )
-                ctx.warn(message)
-                self.report(self.found[elsewhere[0]], elsewhere[0], False, message)
-                return
-            volume = self.create(zone)
-            if volume is None:  # check mode: predicted
-                self.report(None, zone, True, "would be created")
-                return
-        if server is None:  # check mode, a new instance: the volume would be attached at creation
-            self.report(volume, zone, not attached_to(volume))
-            if not attached_to(volume):
-                ctx.changed = True
-            return
+        if volume is not None:
+            return volume
+        elsewhere = sorted(self.found)
+        if elsewhere:
+            message = (
+                f"The cache volume {self.name} is in {', '.join(elsewhere)}, not in {zone} where instance "
+                f"{ctx.name} is: it starts without the cache (a cold start: image pull and model download). "
+                "A block volume cannot be attached across zones; a second cache is not created."
+            )
+            ctx.warn(message)
+            self.report(self.found[elsewhere[0]], elsewhere[0], False, message)
+            return None
+        volume = self.create(zone)
+        if volume is None:  # check mode: predicted
+            self.report(None, zone, True, "would be created")
+        return volume
+
+    def attach(self, server: dict[str, Any], volume: dict[str, Any], zone: str) -> bool:
+        """Attach the volume unless it is attached already (no change) or to another server (a warning)."""
+        ctx = self.ctx
         holders = attached_to(volume)
         if server.get("id") in holders:
             self.report(volume, zone, True)
-            return
+            return False
         if holders:
             message = (
                 f"The cache volume {self.name} ({volume['id']}) is attached to server {', '.join(holders)}, not to "
@@ -206,7 +221,7 @@ class CacheVolume:
             )
             ctx.warn(message)
             self.report(volume, zone, False, message)
-            return
+            return False
         ctx.apply(
             f"attaching the cache volume {self.name} ({volume['id']}) to {ctx.name}",
             self.api.instance.attach_server_volume,
@@ -216,6 +231,7 @@ class CacheVolume:
             zone=zone,
         )
         self.report(volume, zone, True)
+        return not ctx.check_mode
 
     def create(self, zone: str) -> dict[str, Any] | None:
         """Create the cache volume in ``zone`` (None in check mode)."""
@@ -235,6 +251,19 @@ class CacheVolume:
         volume = to_plain(answer)
         self.created.add(volume["id"])
         self.found[zone] = volume
+        if volume.get("status") != "available":  # a new volume is ``creating`` for a moment; attach waits for it
+            volume = (
+                wait_until(
+                    lambda: self.lookup.volume(zone, volume["id"]),
+                    lambda now: now is None or now.get("status") != "creating",
+                    what=f"the new cache volume {volume['id']} to be available",
+                    timeout=ctx.params["wait_timeout"],
+                    interval=ctx.params["wait_interval"],
+                    describe=lambda now: f"status {now.get('status')!r}" if now else "gone",
+                )
+                or volume
+            )
+            self.found[zone] = volume
         return volume
 
     def discard_new(self, zone: str) -> None:

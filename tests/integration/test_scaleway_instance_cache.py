@@ -268,3 +268,19 @@ def test_a_placement_given_up_at_power_on_does_not_pin_the_cache_there(
     assert (stored["id"], stored["zone"]) == (cache["id"], "pl-waw-2")
     # nothing of the fr-par-2 attempt is left
     assert [volume["zone"] for volume in fake.state()["volumes"]] == ["pl-waw-2", "pl-waw-2"]
+
+
+def test_a_new_cache_volume_is_attached_once_it_is_available(
+    fake: Any, run_env: dict[str, str], tmp_path: Path
+) -> None:
+    fake.configure(transition_seconds=1.0)
+    (up,) = run_tasks(tmp_path, run_env, [(MODULE, gpu(cache_volume=CACHE))]).results
+    assert not up.get("failed"), up.get("msg")
+    cache = up["cache_volume"]
+    assert (cache["created"], cache["attached"]) == (True, True)
+    assert cache["id"] in attached_ids(up)
+    # the module read the volume until it was no longer creating, then attached it (once, successfully)
+    attaches = [r for r in fake.requests(method="POST") if r["path"].endswith("/attach-volume")]
+    assert [r["status"] for r in attaches] == [200]
+    reads = [r for r in fake.requests(method="GET") if r["path"].endswith(f"/volumes/{cache['id']}")]
+    assert reads and reads[0]["time"] < attaches[0]["time"]

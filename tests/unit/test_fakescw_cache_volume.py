@@ -110,3 +110,34 @@ def test_a_volume_is_zonal(fake: Any) -> None:
     assert status == 404, body
     listed = ok(fake, "GET", f"/block/v1/zones/{ZONE}/volumes")
     assert cache["id"] not in [entry["id"] for entry in listed["volumes"]]
+
+
+def test_a_new_volume_is_creating_for_a_transition_then_attachable(fake: Any) -> None:
+    fake.configure(transition_seconds=5)
+    try:
+        cache = volume(fake)
+        assert cache["status"] == "creating"
+        _, other = server(fake, "one")
+        status, body = fake.call(
+            "POST",
+            f"/instance/v1/zones/{ZONE}/servers/{other['server']['id']}/attach-volume",
+            {"volume_id": cache["id"], "volume_type": "sbs_volume"},
+        )
+        assert status == 400, body
+        assert "creating" in body["message"]
+        status, body = server(fake, "two", extra=cache["id"])
+        assert status == 400, body
+        fake.advance(5)
+        assert ok(fake, "GET", f"/block/v1/zones/{ZONE}/volumes/{cache['id']}")["status"] == "available"
+        ok(
+            fake,
+            "POST",
+            f"/instance/v1/zones/{ZONE}/servers/{other['server']['id']}/attach-volume",
+            {"volume_id": cache["id"], "volume_type": "sbs_volume"},
+        )
+    finally:
+        fake.configure(transition_seconds=0)
+
+
+def test_without_a_transition_a_new_volume_is_available_at_once(fake: Any) -> None:
+    assert volume(fake)["status"] == "available"
