@@ -318,7 +318,9 @@ def test_containers_on_the_entrance_publish_only_caddy_on_every_address():
         name, _, column = row.partition("\t")
         for address, port in publications(column):
             if is_wildcard(address):
-                if port not in PUBLIC_PORTS:
+                if port in PRIVATE_ONLY_PORTS:
+                    wrong.append(f"{name} publishes {port} on every address (private address only)")
+                elif port not in PUBLIC_PORTS:
                     wrong.append(f"{name} publishes {port} on every address")
                 continue
             if ipaddress.ip_address(address).is_loopback:
