@@ -74,6 +74,10 @@ CASES = {
         {"telegraf_influx_files": ["var/lib/parrotpark/scheduler/scheduler.influx"]},
         [r"telegraf_influx_files: every entry must be an absolute host path"],
     ),
+    "relative ledger file to tail": (
+        {"telegraf_influx_tail_files": ["gpu-sessions.influx"]},
+        [r"telegraf_influx_tail_files: every entry must be an absolute host path", r"'gpu-sessions.influx'"],
+    ),
     "scrape timeout too long": (
         {"telegraf_prometheus_timeout": 600},
         [r"telegraf_prometheus_timeout must be between 1 and 300 \(got 600\)"],

@@ -184,8 +184,8 @@ def test_report_timer_and_its_service_write_the_months_report():
 
 
 def test_the_ledger_is_in_postgresql():
-    """Telegraf reads gpu-sessions.influx (telegraf_influx_files) into the table parrotpark_gpu_session; it reads
-    the whole file at every interval, so a line is stored more than once: DISTINCT gives the events."""
+    """Telegraf tails gpu-sessions.influx (telegraf_influx_tail_files) into the table parrotpark_gpu_session: each
+    ledger line once, so the table has the ledger's events, each one row."""
     session = REPORT["_sessions"][-1]["session"]  # the tag is the ledger's text of the session's start
     events: list[str] = []
     deadline = time.monotonic() + 90

@@ -585,7 +585,8 @@ def test_metrics_keep_the_gpu_up_while_in_flight_then_idle_destroys_it_once(harn
     ]
     assert events[2]["at"] == "2025-03-17T09:27:00+01:00"  # idle since the last activity
     assert events[3]["at"] == "2025-03-17T09:36:00+01:00"
-    assert {r["session"] for r in events} == {"2025-03-17T09:00:00+01:00"}
+    # The session is named by its start in UTC, whatever time_zone says (it may change during a session).
+    assert {r["session"] for r in events} == {"2025-03-17T08:00:00+00:00"}
     assert events[3]["commercial_type"] == "L4-1-24G" and events[3]["hourly_price_eur"] == 0.85
     assert h.waker.state.eur_today == pytest.approx(36 / 60 * 0.85)  # the session's price, not the default
 
@@ -786,11 +787,13 @@ def test_ledger_lines_in_json_and_line_protocol(tmp_path):
         "zone": "fr par,2",  # escaped in a tag
         "hourly_price_eur": 0.85,
     }
-    files.influx.write_text("".join(f"old line {n}\n" for n in range(gw.INFLUX_KEEP)))
+    files.influx.write_text("old line\n")
+    inode = files.influx.stat().st_ino
     files.append(record)
     assert [json.loads(line) for line in files.ledger.read_text().splitlines()] == [record]
+    # Appended to the same file (Telegraf's tail input reads each new line once), not rewritten.
     lines = files.influx.read_text().splitlines()
-    assert len(lines) == gw.INFLUX_KEEP and lines[0] == "old line 1"
+    assert files.influx.stat().st_ino == inode and len(lines) == 2 and lines[0] == "old line"
     stamp = int(datetime(2025, 3, 17, 8, 36, tzinfo=gp.UTC).timestamp())
     assert lines[-1] == (
         "parrotpark_gpu_session,session=2025-03-17T09:00:00+01:00,event=destroyed,trigger=wake,reason=idle,"
@@ -798,6 +801,17 @@ def test_ledger_lines_in_json_and_line_protocol(tmp_path):
     )
     created = gw.influx_line({**record, "event": "created", "reason": None, "commercial_type": None, "zone": None})
     assert created.startswith("parrotpark_gpu_session,session=2025-03-17T09:00:00+01:00,event=created,trigger=wake ")
+
+
+def test_a_full_line_protocol_file_is_renamed_and_a_new_one_started(tmp_path):
+    files = gw.Files(tmp_path)
+    record = {"session": "2025-03-17T09:00:00+01:00", "event": "created", "at": "2025-03-17T09:00:00+01:00"}
+    files.influx.write_text("x" * gw.INFLUX_MAX_BYTES)
+    files.append(record)
+    assert files.influx.with_name("gpu-sessions.influx.1").stat().st_size == gw.INFLUX_MAX_BYTES
+    assert files.influx.read_text().splitlines() == [gw.influx_line(record)]
+    files.append(record)
+    assert len(files.influx.read_text().splitlines()) == 2
 
 
 # --------------------------------------------------------------------------

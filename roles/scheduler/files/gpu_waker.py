@@ -43,8 +43,9 @@ The control listener (loopback only):
 Files in DIR: gpu-state.json (the policy's state, and under "waker" the
 session's type, zone, price and upstreams: a restart keeps them),
 gpu-sessions.jsonl (the ledger, one JSON object per session change) and
-gpu-sessions.influx (the same in InfluxDB line protocol, the last 1,000
-lines, for Telegraf's file input).
+gpu-sessions.influx (the same in InfluxDB line protocol, appended line by
+line for Telegraf's tail input, which stores each line once; past 1 MiB it
+becomes gpu-sessions.influx.1 and a new file starts).
 
 While the GPU is ready or stopping, the waker reads vLLM's /metrics every
 poll: requests running and waiting are in flight, requests that succeeded
@@ -89,7 +90,7 @@ DEFAULT_DOWN_COMMAND = "systemctl start --no-block parrotpark-gpu-down.service"
 STATE_FILE = "gpu-state.json"
 LEDGER_FILE = "gpu-sessions.jsonl"
 INFLUX_FILE = "gpu-sessions.influx"
-INFLUX_KEEP = 1000
+INFLUX_MAX_BYTES = 1024 * 1024  # then gpu-sessions.influx becomes .influx.1 and a new one starts
 MEASUREMENT = "parrotpark_gpu_session"
 CONFIG_KEYS = ("policy", "models")
 
@@ -355,12 +356,14 @@ class Files:
         fd = os.open(self.ledger, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, sort_keys=False) + "\n")
-        try:
-            lines = self.influx.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            lines = []
-        lines.append(influx_line(record))
-        write_atomically(self.influx, "".join(f"{line}\n" for line in lines[-INFLUX_KEEP:]), 0o644)
+        # Appended, never rewritten: Telegraf's tail input reads each new line once. A full file is renamed
+        # (tail follows the name and reads the new file from its start).
+        with contextlib.suppress(FileNotFoundError):
+            if self.influx.stat().st_size >= INFLUX_MAX_BYTES:
+                os.replace(self.influx, self.influx.with_name(INFLUX_FILE + ".1"))
+        fd = os.open(self.influx, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write(influx_line(record) + "\n")
 
 
 def _clean_session(data: dict[str, Any]) -> dict[str, Any]:
@@ -507,7 +510,8 @@ class Waker:
 
     def _record(self, event: str, at: datetime | None, state: gp.State, reason: str | None = None) -> None:
         record = {
-            "session": _iso(self.config, state.session_start),
+            # The session's name: its start in UTC, the same whatever time_zone says when the event is written.
+            "session": None if state.session_start is None else state.session_start.astimezone(gp.UTC).isoformat(),
             "event": event,
             "at": _iso(self.config, at or self.now()),
             "trigger": state.trigger,

@@ -387,6 +387,33 @@ def test_global_tags_stored_as_written(psql, stored_tables, role_vars):
 # --- the role again, against this instance --------------------------------------
 
 
+def test_appended_ledger_lines_are_stored_once(host, psql, role_vars):
+    """telegraf_influx_tail_files: each line appended to the file becomes one row, however many intervals pass
+    (inputs.file would store the whole file again at every interval)."""
+    files = role_vars.get("telegraf_influx_tail_files") or []
+    if not files:
+        pytest.skip("this scenario tails no file")
+    path = files[0]
+    stamp = time.time_ns()
+    lines = [f"molecule_ledger,event=created n=1i {stamp}", f"molecule_ledger,event=destroyed n=2i {stamp + 1000}"]
+    for line in lines:
+        appended = host.run(f"mkdir -p {shlex.quote(str(Path(path).parent))} && echo {shlex.quote(line)} >> {path}")
+        assert appended.rc == 0, appended.stderr
+        time.sleep(role_vars["telegraf_interval"])
+    deadline = time.monotonic() + WAIT_SECONDS
+    count = 0
+    while time.monotonic() < deadline:
+        exists = psql("SELECT to_regclass('molecule_ledger') IS NOT NULL")[0][0] == "t"
+        count = int(psql("SELECT count(*) FROM molecule_ledger")[0][0]) if exists else 0
+        if count >= len(lines):
+            break
+        time.sleep(2)
+    # Three more intervals: nothing is stored again.
+    time.sleep(3 * (role_vars["telegraf_interval"] + role_vars["telegraf_flush_interval"]))
+    rows = psql("SELECT event, n FROM molecule_ledger ORDER BY time")
+    assert rows == [["created", "1"], ["destroyed", "2"]], f"{rows}\n{log_of(host, role_vars)}"
+
+
 def test_unreachable_target_keeps_the_new_file_out(host, role_vars, stored_tables):
     """With telegraf --test as the check, a target that does not answer rejects the file; nothing changes."""
     if not role_vars["telegraf_validate_gather"]:
