@@ -226,12 +226,20 @@ lab_in_layout() {
 }
 
 # The default layout (gateway and chat on the entrance), faults included;
-# then the same lab on demand.
-stage_lab() { lab_in_layout default tests/lab/test_e2e.py tests/lab/test_e2e_on_demand.py; }
+# then the same lab on demand, the cost report of what it did, the public
+# surface, and last no secret in any log of the whole run.
+stage_lab() {
+  lab_in_layout default tests/lab/test_e2e.py tests/lab/test_e2e_on_demand.py tests/lab/test_e2e_report.py \
+    tests/lab/test_public_surface.py tests/lab/test_secrets_not_logged.py
+}
 
 # The gateway on the GPU server: LiteLLM and LibreChat there, the entrance in
-# neither group gateway nor chat.
-stage_gpu_gateway() { lab_in_layout gpu-gateway tests/lab/test_e2e_gpu_gateway.py; }
+# neither group gateway nor chat; on demand there too, the public surface, and
+# no secret in any log.
+stage_gpu_gateway() {
+  lab_in_layout gpu-gateway tests/lab/test_e2e_gpu_gateway.py tests/lab/test_public_surface.py \
+    tests/lab/test_secrets_not_logged.py
+}
 
 # `make lab-down` once nothing else uses the registry: no container, volume or
 # network of the lab is left behind (the cached images and the registry's
