@@ -48,6 +48,8 @@ ALLOWED = {
         "/", "/health", "/api/*", "/oauth/*", "/login", "/login/*", "/register", "/forgot-password",
         "/reset-password", "/c/*", "/d/*", "/share/*", "/search", "/agents", "/assets/*", "/images/*",
         "/fonts/*", "/manifest.webmanifest", "/favicon.ico", "/robots.txt",
+        # On demand with the gateway on the GPU server, the waker's offline page posts its button here.
+        "/.parrotpark/wake",
     ],
     # LiteLLM: the OpenAI-compatible API and the liveness (caddy_api_public_paths).
     "api": ["/v1/*", "/health/liveliness", "/health/liveness"],
