@@ -267,6 +267,30 @@ CASES = {
         {"librechat_rag_api_container_name": "parrotpark-librechat"},
         [r"the three\s+container names different"],
     ),
+    "login limit below one OpenID login": (
+        {"librechat_login_max": 1},
+        [r"librechat_login_max must be between 2 and 1000000 \(got 1\)", r"An OpenID login counts twice"],
+    ),
+    "login window of zero minutes": (
+        {"librechat_login_window": 0},
+        [r"librechat_login_window must be between 1 and 1440 \(got 0\)"],
+    ),
+    "no registration allowed by the limit": (
+        {"librechat_register_max": 0},
+        [r"librechat_register_max must be between 1 and 1000000 \(got 0\)"],
+    ),
+    "registration window longer than a day": (
+        {"librechat_register_window": 1441},
+        [r"librechat_register_window must be between 1 and 1440 \(got 1441\)"],
+    ),
+    "login limit not a number": ({"librechat_login_max": "many"}, [r"librechat_login_max", r"int"]),
+    "MongoDB volume removed while the role runs MongoDB": (
+        {"librechat_mongodb_remove_volume": True},
+        [
+            r"librechat_mongodb_remove_volume is true while librechat_mongodb_enabled is true",
+            r"only when it stops running MongoDB itself",
+        ],
+    ),
     "no health wait": (
         {"librechat_health_retries": 0},
         [r"librechat_health_retries\s+and librechat_health_delay at least 1"],
@@ -378,7 +402,10 @@ def rendered(tmp_path, variables: dict) -> dict:
         "        content: >-\n"
         "          {{ {'config': _librechat_config, 'default_model': librechat_default_model,\n"
         "              'rag_env': _librechat_rag_api_env | dict2items\n"
-        "                         | rejectattr('key', 'search', 'PASSWORD|KEY|SECRET') | items2dict} | to_json }}\n"
+        "                         | rejectattr('key', 'search', 'PASSWORD|KEY|SECRET') | items2dict,\n"
+        "              'env': _librechat_env | dict2items\n"
+        "                     | rejectattr('key', 'search', 'PASSWORD|KEY|SECRET|CREDS|URI')\n"
+        "                     | items2dict} | to_json }}\n"
         f"        dest: {json.dumps(str(out))}\n"
         "        mode: '0600'\n"
     )
@@ -441,3 +468,25 @@ def test_rag_api_environment_keeps_the_context_check_off(tmp_path):
     assert env["RAG_CHECK_EMBEDDING_CTX_LENGTH"] == "false"
     assert (env["CHUNK_SIZE"], env["EMBEDDINGS_CHUNK_SIZE"], env["DB_PORT"]) == ("1000", "50", "6432")
     assert env["EMBEDDINGS_PROVIDER"] == "openai"
+
+
+def test_librechat_environment_limits_and_no_rag_port(tmp_path):
+    """LibreChat's login and registration limits come from the role's variables (as text), with defaults an
+    office behind one NAT address can live with; RAG_PORT, which LibreChat never reads, is not set."""
+    env = rendered(tmp_path / "default", {})["env"]
+    assert (env["LOGIN_MAX"], env["LOGIN_WINDOW"], env["REGISTER_MAX"], env["REGISTER_WINDOW"]) == (
+        "300",
+        "5",
+        "50",
+        "60",
+    )
+    assert env["RAG_API_URL"] == "http://parrotpark-librechat-rag-api:8000"
+    assert "RAG_PORT" not in env
+    limits = {"librechat_login_max": 40, "librechat_login_window": 15, "librechat_register_max": 3}
+    env = rendered(tmp_path / "set", {**limits, "librechat_register_window": 120})["env"]
+    assert (env["LOGIN_MAX"], env["LOGIN_WINDOW"], env["REGISTER_MAX"], env["REGISTER_WINDOW"]) == (
+        "40",
+        "15",
+        "3",
+        "120",
+    )

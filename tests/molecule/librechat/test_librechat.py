@@ -21,17 +21,26 @@ is checked is what the role is responsible for, against what those answer:
 - OIDC discovery against the real Keycloak succeeded (issuer, endpoints) and
   Keycloak accepted the client and callback URL (default scenario);
 - a librechat.yaml that LibreChat's schema rejects stops the role with the
-  schema's path, and the running LibreChat keeps its file and container.
+  schema's path, and the running LibreChat keeps its file and container; so
+  does a new librechat_image whose schema rejects the installed file (the
+  lab's librechat-double-stricter-schema, built here on the double);
+- the login and registration rate limits are the role's (per client
+  address: an office behind one NAT address shares them), and LibreChat gets
+  no RAG_PORT, which it does not read;
+- with librechat_mongodb_enabled false the role's MongoDB container is gone
+  and its volume kept, until librechat_mongodb_remove_volume (changed once,
+  then nothing).
 """
 
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import re
 import shlex
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -45,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 DEFAULTS = yaml.safe_load((ROOT / "roles/librechat/defaults/main.yml").read_text())
 SCHEMA_PACKAGE = "librechat-data-provider@0.8.524"
+STRICTER_SCHEMA = ROOT / "lab/images/librechat-double-stricter-schema"
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +142,8 @@ def test_containers_run_the_configured_images(host, role_vars, librechat):
         ),
     ]
     for enabled, name, image in others:
-        present = host.run(f"docker inspect {name}").rc == 0
+        # A container: the MongoDB volume has the container's name, and `docker inspect` finds volumes too.
+        present = host.run(f"docker container inspect {name}").rc == 0
         assert present == enabled, f"{name}: present {present}, enabled {enabled}"
         if enabled:
             container = inspect(host, name)
@@ -150,6 +161,14 @@ def test_only_librechat_published_where_asked(librechat, role_vars):
         (str(address), str(role_vars["librechat_port"])) for address in role_vars["librechat_listen_addresses"]
     )
     assert found == wanted
+
+
+def test_mongodb_volume_kept_without_the_container(host, role_vars):
+    """The role's MongoDB volume outlives its container (librechat_mongodb_enabled false: the prepare step of such
+    a scenario leaves the container and volume of an earlier run with the built-in MongoDB)."""
+    volume = host.run(f"docker volume inspect {shlex.quote(role_vars['librechat_mongodb_volume'])}")
+    assert volume.rc == 0, f"{role_vars['librechat_mongodb_volume']} is gone: {volume.stderr}"
+    assert json.loads(volume.stdout)[0]["Labels"]["parrotpark.role"] == "librechat"
 
 
 def test_volumes_and_configuration_mounted(host, librechat, role_vars):
@@ -339,6 +358,21 @@ def test_environment_from_variables_and_secret_files(librechat, role_vars):
         )
     else:
         assert "RAG_API_URL" not in env
+    assert "RAG_PORT" not in env, "LibreChat reads RAG_API_URL only"
+
+
+def test_login_and_registration_limits(librechat, role_vars):
+    """LibreChat counts logins (every request under /oauth) and registrations per client address: the role's
+    limits, not LibreChat's own (7 logins per 5 minutes), which an office behind one NAT address would share."""
+    env = environment(librechat)
+    for variable, name in [
+        ("LOGIN_MAX", "librechat_login_max"),
+        ("LOGIN_WINDOW", "librechat_login_window"),
+        ("REGISTER_MAX", "librechat_register_max"),
+        ("REGISTER_WINDOW", "librechat_register_window"),
+    ]:
+        assert env[variable] == str(role_vars[name]), variable
+    assert int(env["LOGIN_MAX"]) >= 2 * 10, "at least ten OpenID logins (two requests each) per window"
 
 
 def test_environment_checked_by_the_double(startup, role_vars):
@@ -456,3 +490,62 @@ def test_config_rejected_by_the_schema_stops_the_role(host, role_vars):
     assert host.file(path).content_string == content
     after = host.check_output(f"docker inspect --format '{{{{.Id}}}} {{{{.State.StartedAt}}}}' {name}")
     assert after == before, "LibreChat was neither recreated nor restarted"
+
+
+def copy_to_host(host, source: Path, target: str) -> None:
+    """Copy a directory of this checkout to the molecule host, file by file."""
+    assert host.run(f"rm -rf {shlex.quote(target)}").rc == 0
+    for path in sorted(item for item in source.rglob("*") if item.is_file()):
+        destination = PurePosixPath(target) / path.relative_to(source).as_posix()
+        data = base64.b64encode(path.read_bytes()).decode()
+        folder, file = shlex.quote(str(destination.parent)), shlex.quote(str(destination))
+        result = host.run(f"mkdir -p {folder} && echo {data} | base64 -d > {file}")
+        assert result.rc == 0, result.stderr
+
+
+def test_new_image_whose_schema_rejects_the_file_stops_the_role(host, role_vars):
+    """An upgrade of librechat_image checks the installed librechat.yaml with the new image's schema, before the
+    container is replaced: the lab's librechat-double-stricter-schema (the double whose schema package no longer
+    knows the top-level key cache) rejects it, and LibreChat keeps its image, container and file."""
+    name = role_vars["librechat_container_name"]
+    image = "parrotpark-molecule/librechat-double-stricter-schema:test"
+    context = "/tmp/librechat-double-stricter-schema"
+    copy_to_host(host, STRICTER_SCHEMA, context)
+    build = host.run(
+        f"DOCKER_BUILDKIT=0 docker build --quiet --build-arg PARENT={shlex.quote(role_vars['librechat_image'])}"
+        f" --tag {image} {context}"
+    )
+    assert build.rc == 0, build.stdout + build.stderr
+    before = host.check_output(f"docker inspect --format '{{{{.Id}}}} {{{{.State.StartedAt}}}}' {name}")
+    path = f"{role_vars['librechat_config_dir']}/librechat.yaml"
+    content = host.file(path).content_string
+    try:
+        result = converge({"librechat_image": image})
+        output = " ".join((result.stdout + result.stderr).split())
+        assert result.returncode != 0, output[-4000:]
+        assert "The new librechat.yaml was not installed" in output, output[-4000:]
+        assert "(top level): Unrecognized key(s) in object: 'cache'" in output, output[-4000:]
+        assert "librechat-data-provider 0.8.524-stricter-schema" in output, output[-4000:]
+        assert recap_changed(result) == 0
+        assert host.file(path).content_string == content
+        after = host.check_output(f"docker inspect --format '{{{{.Id}}}} {{{{.State.StartedAt}}}}' {name}")
+        assert after == before, "LibreChat was neither recreated nor restarted"
+        assert inspect(host, name)["Config"]["Image"] == role_vars["librechat_image"]
+    finally:
+        host.run(f"docker rmi {image}")
+
+
+def test_mongodb_volume_removed_when_asked(host, role_vars):
+    """librechat_mongodb_remove_volume (with librechat_mongodb_enabled false) removes the role's MongoDB volume:
+    changed once, then nothing."""
+    if role_vars["librechat_mongodb_enabled"]:
+        pytest.skip("the role runs MongoDB in this scenario")
+    volume = shlex.quote(role_vars["librechat_mongodb_volume"])
+    assert host.run(f"docker volume inspect {volume}").rc == 0
+    first = converge({"librechat_mongodb_remove_volume": True})
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    assert recap_changed(first) == 1, first.stdout[-4000:]
+    assert host.run(f"docker volume inspect {volume}").rc != 0, "the volume is still there"
+    second = converge({"librechat_mongodb_remove_volume": True})
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-2000:]
+    assert recap_changed(second) == 0, second.stdout[-4000:]
