@@ -67,6 +67,13 @@ def s3_repository_url(endpoint: str, bucket: str, prefix: str) -> str:
     return f"s3:{endpoint}/{path}"
 
 
+def repository_url(repository: dict[str, Any]) -> str:
+    """restic's location of a configured repository: a path, or a bucket (endpoint, bucket, prefix)."""
+    if repository.get("bucket"):
+        return s3_repository_url(repository.get("endpoint", ""), repository["bucket"], repository.get("prefix", ""))
+    return repository["path"]
+
+
 def forget_arguments(keep: dict[str, int]) -> list[str]:
     """restic forget arguments of the retention; a zero keeps none of that kind. Nothing to keep is refused:
     restic would forget every snapshot."""
@@ -209,10 +216,10 @@ class Restic:
 
     def __init__(self, config: dict[str, Any], repository: dict[str, Any]) -> None:
         credentials: dict[str, str] = {}
-        if repository.get("s3"):
+        if repository.get("bucket"):
             credentials = json.loads(Path(config["s3_credentials_file"]).read_text())
         self.name = repository["name"]
-        self.url = repository["url"]
+        self.url = repository_url(repository)
         self.env = restic_environment(
             dict(os.environ),
             config["password_file"],
