@@ -393,11 +393,15 @@ def test_appended_ledger_lines_are_stored_once(host, psql, role_vars):
     files = role_vars.get("telegraf_influx_tail_files") or []
     if not files:
         pytest.skip("this scenario tails no file")
-    path = files[0]
+    path = shlex.quote(files[0])
+    # The file exists before the lines come, as the scheduler role creates the waker's ledger empty.
+    created = host.run(f"mkdir -p {shlex.quote(str(Path(files[0]).parent))} && touch {path}")
+    assert created.rc == 0, created.stderr
+    time.sleep(2 * role_vars["telegraf_interval"])
     stamp = time.time_ns()
     lines = [f"molecule_ledger,event=created n=1i {stamp}", f"molecule_ledger,event=destroyed n=2i {stamp + 1000}"]
     for line in lines:
-        appended = host.run(f"mkdir -p {shlex.quote(str(Path(path).parent))} && echo {shlex.quote(line)} >> {path}")
+        appended = host.run(f"echo {shlex.quote(line)} >> {path}")
         assert appended.rc == 0, appended.stderr
         time.sleep(role_vars["telegraf_interval"])
     deadline = time.monotonic() + WAIT_SECONDS
