@@ -95,6 +95,16 @@ def sites(role_vars) -> list[dict[str, Any]]:
     return result
 
 
+def served(role_vars, site: dict[str, Any], path: str) -> str:
+    """``path`` moved into the part of the site that reaches its backend: the api site serves
+    /v1/* only, the auth site /realms/* (unless caddy_auth_admin_public); other sites everything."""
+    if site["name"] == "api":
+        return "/v1" + path
+    if site["name"] == "auth" and not role_vars["caddy_auth_admin_public"]:
+        return "/realms/parrotpark" + path
+    return path
+
+
 def backend_name(upstream: str) -> str:
     """The container name in an upstream such as http://api-double:8082."""
     return re.sub(r"^https?://", "", upstream).rsplit(":", 1)[0]
@@ -117,7 +127,7 @@ def parse_curl(result) -> Response:
 
 def https(host, role_vars, site_host: str, path: str = "/", *, ca: bool = True, verbose: bool = False) -> Response:
     port = role_vars["caddy_https_port"]
-    command = ["curl", "-sS", "-i", "--max-time", "40", "--resolve", f"{site_host}:{port}:127.0.0.1"]
+    command = ["curl", "-sS", "-i", "--path-as-is", "--max-time", "40", "--resolve", f"{site_host}:{port}:127.0.0.1"]
     if ca:
         command += ["--cacert", CA_FILE]
     if verbose:
@@ -139,7 +149,7 @@ def offline_sentence(role_vars) -> str:
 
 def wait_for_backend(host, role_vars, site: dict[str, Any]) -> None:
     for _attempt in range(40):
-        response = https(host, role_vars, site["host"], "/ready")
+        response = https(host, role_vars, site["host"], served(role_vars, site, "/ready"))
         if response.status == 200:
             return
         time.sleep(0.5)
@@ -237,7 +247,7 @@ def test_running_configuration_is_the_caddyfile(host, role_vars):
 
 def test_https_answered_with_the_lab_ca(host, role_vars, lab_ca):
     for site in sites(role_vars):
-        trusted = https(host, role_vars, site["host"], verbose=True)
+        trusted = https(host, role_vars, site["host"], served(role_vars, site, "/"), verbose=True)
         assert trusted.rc == 0, trusted.stderr
         assert trusted.status == 200
         assert "Caddy Local Authority" in trusted.stderr  # the issuer curl prints with -v
@@ -262,13 +272,14 @@ def test_http_redirects_to_https(host, role_vars):
 
 def test_routing_by_host_name(host, role_vars, lab_ca):
     for site in sites(role_vars):
-        response = https(host, role_vars, site["host"], "/probe")
+        path = served(role_vars, site, "/probe")
+        response = https(host, role_vars, site["host"], path)
         assert response.status == 200, (site, response)
         if site["upstream"] is None:
             continue
         answer = response.json()
         assert answer["backend"] == backend_name(site["upstream"]), site
-        assert answer["path"] == "/probe"
+        assert answer["path"] == path
         # The Host header the client sent (with its port when not 443) reaches the backend unchanged.
         port = role_vars["caddy_https_port"]
         assert answer["host"] == (site["host"] if port == 443 else f"{site['host']}:{port}")
@@ -320,6 +331,38 @@ def test_keycloak_admin_console(host, role_vars, lab_ca):
     assert realm.status == 200 and realm.json()["path"] == "/realms/parrotpark/account"
 
 
+def test_public_surface(host, role_vars, lab_ca):
+    """The auth and api sites serve their allowlists; anything else is Caddy's 404, the backend never asked."""
+    refused = []
+    if "api" in role_vars["caddy_sites"]:
+        api = role_vars["caddy_api_host"]
+        for path in ("/v1/models", "/health/liveliness"):
+            response = https(host, role_vars, api, path)
+            assert response.status == 200 and response.json()["path"] == path, (path, response)
+        refused += [(api, path) for path in ("/", "/ui/", "/sso/key/generate", "/openapi.json", "/routes", "/key/list")]
+        refused += [(api, "/v1/../ui/"), (api, "/v1/..;/ui/")]
+    if "auth" in role_vars["caddy_sites"] and not role_vars["caddy_auth_admin_public"]:
+        auth = role_vars["caddy_auth_host"]
+        for path in ("/realms/parrotpark/protocol/openid-connect/certs", "/resources/x/login/a.css", "/robots.txt"):
+            response = https(host, role_vars, auth, path)
+            assert response.status == 200 and response.json()["path"] == path, (path, response)
+        refused += [
+            (auth, path)
+            for path in (
+                "/",
+                "/admin/",
+                "/realms/master/protocol/openid-connect/token",
+                "/realms/MASTER/account",
+                "/realms/parrotpark/..;/master/account",
+                "/metrics",
+            )
+        ]
+    for site_host, path in refused:
+        response = https(host, role_vars, site_host, path)
+        assert (response.status, response.body) == (404, "Not found"), (site_host, path, response)
+    assert refused
+
+
 # --- access log ----------------------------------------------------------
 
 
@@ -362,7 +405,7 @@ def test_offline_page_when_the_backend_is_stopped(host, role_vars, lab_ca):
         backend = backend_name(site["upstream"])
         host.check_output(f"docker stop --time 1 {backend}")
         try:
-            response = https(host, role_vars, site["host"], "/v1/chat/completions")
+            response = https(host, role_vars, site["host"], served(role_vars, site, "/chat/completions"))
         finally:
             host.check_output(f"docker start {backend}")
         assert response.status == 503, (site, response)
