@@ -41,6 +41,21 @@ FAKE = CONFIG.fake_url
 CHAT_MODEL = "mistral-nemo-12b"
 LAB_CA = ROOT / ".cache" / "lab-ca.crt"
 
+# The on-demand settings the tests give site.yml (-e): lab times (boot estimate 2 min, idle 1 min), no quiet
+# hours, no off time between sessions.
+ON_DEMAND = {
+    "scheduler_mode": "on_demand",
+    "scheduler_quiet_start": "",
+    "scheduler_quiet_end": "",
+    "scheduler_quiet_days": [],
+    "scheduler_boot_minutes": 2,
+    "scheduler_idle_minutes": 1,
+    "scheduler_min_off_minutes": 0,
+    "scheduler_hold_seconds": 0,
+    "scheduler_drain_seconds": 30,
+    "scheduler_waker_poll_seconds": 5,
+}
+
 # Bounds of every wait of the tests.
 UP_TIMEOUT = 900
 DOWN_TIMEOUT = 600

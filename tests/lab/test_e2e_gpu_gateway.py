@@ -34,6 +34,7 @@ from lab_support import (
     DOWN_TIMEOUT,
     ENTRANCE,
     MONGO,
+    ON_DEMAND,
     SECRETS,
     UP_TIMEOUT,
     assert_completions_stream_and_embed,
@@ -196,19 +197,6 @@ def test_second_site_run_changes_nothing():
 # an offline page whose button wakes the GPU; a page load never does.
 # --------------------------------------------------------------------------
 
-# Lab times, as in test_e2e_on_demand.py: boot estimate 2 min, idle 1 min, no quiet hours, no off time.
-ON_DEMAND = {
-    "scheduler_mode": "on_demand",
-    "scheduler_quiet_start": "",
-    "scheduler_quiet_end": "",
-    "scheduler_quiet_days": [],
-    "scheduler_boot_minutes": 2,
-    "scheduler_idle_minutes": 1,
-    "scheduler_min_off_minutes": 0,
-    "scheduler_hold_seconds": 0,
-    "scheduler_drain_seconds": 30,
-    "scheduler_waker_poll_seconds": 5,
-}
 WAKER = "parrotpark-gpu-waker.service"
 WAKE_PATH = "/.parrotpark/wake"
 ROUTES_DIR = "/etc/parrotpark/caddy/routes"

@@ -39,6 +39,7 @@ from lab_support import (
     CHAT_MODEL,
     DOWN_TIMEOUT,
     FAKE,
+    ON_DEMAND,
     UP_TIMEOUT,
     assert_double_echoes,
     billable,
@@ -57,18 +58,6 @@ SCW_PROJECT_ID = lab_settings.SCW_PROJECT_ID
 
 pytestmark = only_in_layout("default")
 
-ON_DEMAND = {
-    "scheduler_mode": "on_demand",
-    "scheduler_quiet_start": "",
-    "scheduler_quiet_end": "",
-    "scheduler_quiet_days": [],
-    "scheduler_boot_minutes": 2,
-    "scheduler_idle_minutes": 1,
-    "scheduler_min_off_minutes": 0,
-    "scheduler_hold_seconds": 0,
-    "scheduler_drain_seconds": 30,
-    "scheduler_waker_poll_seconds": 5,
-}
 STATE_DIR = "/var/lib/parrotpark/scheduler"
 WAKER_CONFIG = "/etc/parrotpark/scheduler/waker.json"
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]

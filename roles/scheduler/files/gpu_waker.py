@@ -962,9 +962,12 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def send_json(self, status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
-        data = json.dumps(payload).encode()
+        self.send_body(status, "application/json", json.dumps(payload).encode(), headers)
+
+    def send_body(self, status: int, content_type: str, data: bytes, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """One answer, never cached, and the connection closed after it (no body for HEAD)."""
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
@@ -1040,19 +1043,8 @@ class ProxyHandler(_Handler):
             self.send_json(503, {"message": view.message, "error": error}, headers)
             return
         self.waker.log(f"answered the offline page ({view.reason}) to {what}")
-        data = offline_page(view).encode()
-        self.send_response(503)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Robots-Tag", "noindex")
-        self.send_header("Connection", "close")
-        for key, value in headers:
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-        self.close_connection = True
+        page = offline_page(view).encode()
+        self.send_body(503, "text/html; charset=utf-8", page, [("X-Robots-Tag", "noindex"), *headers])
 
     def unavailable(self, answer: gp.Answer, what: str) -> None:
         self.waker.log(f"answered 503 {answer.reason} to {what}")
