@@ -297,7 +297,7 @@ def dump_into(staging: Path, config: dict[str, Any], taken: dict[str, Any]) -> N
         container = postgres["container"]
         with (folder / "globals.sql").open("w") as out:
             command = ["docker", "exec", container, "pg_dumpall", "--username", SUPERUSER, "--globals-only"]
-            result = run(command, stdout=out, stderr=subprocess.PIPE, check=False)
+            result = run(command, stdout=out, stderr=subprocess.PIPE)
         if result.returncode != 0:
             raise BackupError(f"pg_dumpall --globals-only in {container} failed: {result.stderr.strip()}")
         owners = dict(
