@@ -1,9 +1,9 @@
-#!/usr/bin/python3
 """parrotpark-backup: back up the entrance's state into restic repositories, and restore it.
 
-Installed by the parrotpark.llm.backup role as /usr/local/sbin/parrotpark-backup,
-run nightly by parrotpark-backup.service (timer parrotpark-backup.timer) and by
-the restore playbook (parrotpark.llm.restore). Python's standard library only.
+Installed by the parrotpark.llm.backup role into /usr/local/lib/parrotpark/backup and run
+as /usr/local/sbin/parrotpark-backup (which passes --config): nightly by
+parrotpark-backup.service (timer parrotpark-backup.timer), and by the restore
+playbook (parrotpark.llm.restore). Python's standard library only.
 
   parrotpark-backup init            initialise every repository that does not exist yet
   parrotpark-backup backup          dump the databases, back everything up, apply the retention
@@ -12,7 +12,7 @@ the restore playbook (parrotpark.llm.restore). Python's standard library only.
   parrotpark-backup restic [--repository NAME] ARGS...
                                     run restic on a repository (password and keys set), e.g. snapshots
 
-The configuration is /etc/parrotpark/backup/backup.json (written by the role):
+The configuration is <backup_config_dir>/backup.json (written by the role):
 repositories, the restic password file, the S3 keys file, the containers, volumes
 and paths to back up, the retention. Secrets reach restic through its password
 file and the environment, never through its arguments.
@@ -452,7 +452,7 @@ def restore(config: dict[str, Any], snapshot: str, repository: str | None) -> in
     manifest = snapshot_manifest(restic, snapshot, config["staging_dir"])
     log(f"restoring snapshot {snapshot} of repository {restic.name}, made {manifest['created']} on "
         f"{manifest['host']}")  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="parrotpark-restore-", dir=config.get("restore_tmp_dir")) as tmp:
+    with tempfile.TemporaryDirectory(prefix="parrotpark-restore-", dir=Path(config["staging_dir"]).parent) as tmp:
         must(["chmod", "0700", tmp], "chmod")
         made = restic("restore", snapshot, "--target", tmp, capture_output=True)
         if made.returncode != 0:
