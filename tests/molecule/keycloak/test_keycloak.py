@@ -242,6 +242,12 @@ def test_realm_settings(admin, role_vars):
     realm = admin(role_vars["keycloak_realm"])
     assert realm["enabled"] is True
     assert realm["displayName"] == role_vars["keycloak_realm_display_name"]
+    # Brute-force detection on the users' realm (issue 15): locked out after the failure factor, never for ever.
+    assert realm["bruteForceProtected"] is bool(role_vars["keycloak_brute_force_protected"])
+    if role_vars["keycloak_brute_force_protected"]:
+        assert realm["failureFactor"] == int(role_vars["keycloak_brute_force_failure_factor"])
+        assert realm["maxFailureWaitSeconds"] == int(role_vars["keycloak_brute_force_max_failure_wait_seconds"])
+        assert realm["permanentLockout"] is bool(role_vars["keycloak_brute_force_permanent_lockout"])
     roles = {role["name"] for role in admin(f"{role_vars['keycloak_realm']}/roles")}
     if role_vars["keycloak_librechat_required_role"]:
         assert role_vars["keycloak_librechat_required_role"] in roles
