@@ -258,7 +258,7 @@ class Caddy:
             chunks = []
             while chunk := tls.recv(65536):
                 chunks.append(chunk)
-        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        head, _sep, body = b"".join(chunks).partition(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         return status, body.decode(errors="replace")
 

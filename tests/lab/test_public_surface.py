@@ -292,8 +292,8 @@ def publications(ports_column: str) -> list[tuple[str, int]]:
         if "->" not in item:
             continue  # exposed, not published
         left = item.split("->", 1)[0]
-        address, _, ports = left.rpartition(":")
-        low, _, high = ports.partition("-")
+        address, _colon, ports = left.rpartition(":")
+        low, _dash, high = ports.partition("-")
         for port in range(int(low), int(high or low) + 1):
             found.append((address.strip("[]"), port))
     return found
@@ -317,7 +317,7 @@ def test_containers_on_the_entrance_publish_only_caddy_on_every_address():
     rows = entrance("docker", "ps", "--format", "{{.Names}}\t{{.Ports}}").stdout.splitlines()
     wrong = []
     for row in rows:
-        name, _, column = row.partition("\t")
+        name, _tab, column = row.partition("\t")
         for address, port in publications(column):
             if is_wildcard(address):
                 if port in PRIVATE_ONLY_PORTS:

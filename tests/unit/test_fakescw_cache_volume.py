@@ -69,7 +69,7 @@ def test_attached_at_creation_then_refused_to_a_second_server(fake: Any) -> None
     assert fake.state()["counts"]["servers"] == servers_before
     assert fake.state()["counts"]["volumes"] == volumes_before
     # by attach-volume: refused too
-    _, other = server(fake, "three")
+    _server, other = server(fake, "three")
     status, body = fake.call(
         "POST",
         f"/instance/v1/zones/{ZONE}/servers/{other['server']['id']}/attach-volume",
@@ -82,12 +82,12 @@ def test_attached_at_creation_then_refused_to_a_second_server(fake: Any) -> None
 
 def test_deleting_the_server_detaches_and_keeps_it_for_the_next(fake: Any) -> None:
     cache = volume(fake)
-    _, first = server(fake, "one", extra=cache["id"])
+    _server, first = server(fake, "one", extra=cache["id"])
     ok(fake, "DELETE", f"/instance/v1/zones/{ZONE}/servers/{first['server']['id']}", status=204)
     current = ok(fake, "GET", f"/block/v1/zones/{ZONE}/volumes/{cache['id']}")
     assert (current["status"], current["references"]) == ("available", [])
     assert current["last_detached_at"]
-    _, second = server(fake, "two")
+    _server, second = server(fake, "two")
     attached = ok(
         fake,
         "POST",
@@ -101,7 +101,7 @@ def test_a_volume_is_zonal(fake: Any) -> None:
     cache = volume(fake, "pl-waw-2")
     status, body = server(fake, "one", extra=cache["id"])
     assert status == 404, body
-    _, other = server(fake, "two")
+    _server, other = server(fake, "two")
     status, body = fake.call(
         "POST",
         f"/instance/v1/zones/{ZONE}/servers/{other['server']['id']}/attach-volume",
@@ -117,7 +117,7 @@ def test_a_new_volume_is_creating_for_a_transition_then_attachable(fake: Any) ->
     try:
         cache = volume(fake)
         assert cache["status"] == "creating"
-        _, other = server(fake, "one")
+        _server, other = server(fake, "one")
         status, body = fake.call(
             "POST",
             f"/instance/v1/zones/{ZONE}/servers/{other['server']['id']}/attach-volume",
