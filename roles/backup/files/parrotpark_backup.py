@@ -483,7 +483,7 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="parrotpark-backup", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="parrotpark-backup", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", type=Path, default=CONFIG)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init", help="initialise the repositories that do not exist yet")
