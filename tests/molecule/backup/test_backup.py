@@ -190,3 +190,17 @@ def test_restore_with_force_brings_everything_back(host, password):
         f"{shlex.quote(url)} -At -c 'SELECT count(*) FROM drill'"
     )
     assert host.check_output(client) == "1"
+
+
+def test_a_wrong_password_fails_and_is_never_shown(password):
+    """A repository password that does not open the repository fails the role with restic's reason; neither
+    password is shown. The last test: the instance keeps the wrong password until it is destroyed."""
+    wrong = "Wrong-repository-password-0123456789"
+    result = converge({"backup_password": wrong})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-4000:]
+    assert "repository local (/var/backups/parrotpark/restic) cannot be read" in " ".join(output.split()), output[
+        -4000:
+    ]
+    assert wrong not in output
+    assert password not in output
