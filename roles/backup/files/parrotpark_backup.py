@@ -352,8 +352,11 @@ def backup(config: dict[str, Any]) -> int:
             made = restic(
                 "backup", "--host", config["host"], "--tag", config["tag"], *excludes, *sources, capture_output=True
             )
-            if made.returncode not in (0, 3):  # 3: some source files could not be read; the snapshot exists
-                failed.append(f"backup into {restic.name}: {made.stderr.strip()[-1000:]}")
+            if made.returncode != 0:
+                # 3: a snapshot was made without some files that could not be read. It stays, but the run
+                # fails and the retention is not applied, so that no complete snapshot is pruned for it.
+                what = "incomplete snapshot" if made.returncode == 3 else "no snapshot"
+                failed.append(f"backup into {restic.name} ({what}): {made.stderr.strip()[-1000:]}")
                 continue
             log(f"repository {restic.name}: {made.stdout.strip().splitlines()[-1] if made.stdout.strip() else ''}")
             pruned = restic(
