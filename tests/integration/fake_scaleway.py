@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,4 +98,11 @@ class Seeder:
             seeded.private_ip = addresses[0].address.split("/", 1)[0]
         if running:
             api.server_action(zone=zone, server_id=server.id, action=ServerAction.POWERON)
+            # "starting" for the fake's transition time, as the real API says for a while: a test that lists
+            # running servers must find it running, however loaded the machine is.
+            deadline = time.monotonic() + 60
+            while api.get_server(zone=zone, server_id=server.id).server.state != "running":
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the fake's server {name} did not reach running within 60 s")
+                time.sleep(0.2)
         return seeded
