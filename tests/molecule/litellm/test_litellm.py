@@ -12,7 +12,11 @@ when asked). With an upstream stopped, the answer is LiteLLM's error naming
 the model, within seconds, or the fallback's answer where one is configured,
 and the model is used again once its upstream is back. The role run again
 refuses a config.yaml LiteLLM's own check rejects, and a salt key that
-differs from the running one, without changing anything.
+differs from the running one, without changing anything. Where the GPU runs
+on demand with a fallback (molecule/litellm-on-demand), the last test puts the
+scheduler's real waker in place of the chat model's upstream: while the GPU
+is cold the fallback answers and says so, the requests wake the GPU exactly
+once, and a request without fallbacks gets the waker's sentence.
 
 HTTP requests run on the molecule host with its own python3 and
 http_probe.py (standard library only), through the published port on the
@@ -186,9 +190,16 @@ def test_config_file_root_only_and_free_of_secrets(host, lab):
         assert params["api_base"].endswith(f":{model['port']}/v1")
         assert params["api_key"] == "os.environ/LITELLM_UPSTREAM_API_KEY"
         assert entries[model["name"]]["model_info"]["mode"] == model.get("mode", "chat")
+        own = model.get("model_info", {}).get("disable_background_health_check", lab["litellm_gpu_on_demand"])
+        assert entries[model["name"]]["model_info"].get("disable_background_health_check", False) is own
     assert data["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
-    assert data["router_settings"]["num_retries"] == lab["litellm_num_retries"]
-    assert data["litellm_settings"]["callbacks"] == ["prometheus"]
+    on_demand = lab["litellm_gpu_on_demand"]
+    # On demand: no retry, no cooldown, no health check of the GPU's models, and the waker's 503 passed through.
+    assert data["router_settings"]["num_retries"] == (0 if on_demand else lab["litellm_num_retries"])
+    assert data["router_settings"].get("disable_cooldowns", False) is on_demand
+    assert data["litellm_settings"]["callbacks"] == ["prometheus"] + (
+        ["parrotpark_callbacks.waker_errors"] if on_demand else []
+    )
     assert data["litellm_settings"]["require_auth_for_metrics_endpoint"] is lab["litellm_metrics_require_auth"]
     if lab["litellm_fallback"]:
         name = lab["litellm_fallback"].get("name", "parrotpark-fallback")
@@ -328,8 +339,12 @@ def test_config_litellm_rejects_is_not_installed(host, lab, container):
 
 def test_changed_config_restarts_the_container(host, probe, lab, container):
     """A changed config.yaml alone restarts the same container, which then runs it (the role waits for it)."""
-    retries = lab["litellm_num_retries"] + 1
-    result = converge({"litellm_num_retries": retries})
+    # On demand the role writes no retries whatever litellm_num_retries says: change the cooldown there.
+    setting, key = ("litellm_num_retries", "num_retries")
+    if lab["litellm_gpu_on_demand"]:
+        setting, key = ("litellm_cooldown_time", "cooldown_time")
+    value = lab[setting] + 1
+    result = converge({setting: value})
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr
     assert recap_changed(result) >= 1
     assert "RUNNING HANDLER [parrotpark.llm.litellm : Restart LiteLLM]" in result.stdout
@@ -337,7 +352,7 @@ def test_changed_config_restarts_the_container(host, probe, lab, container):
     assert after["Id"] == container["Id"]
     assert after["State"]["StartedAt"] > container["State"]["StartedAt"]
     config = yaml.safe_load(host.file(f"{lab['litellm_config_dir']}/config.yaml").content_string)
-    assert config["router_settings"]["num_retries"] == retries
+    assert config["router_settings"][key] == value
     assert probe(f"{lab['base']}/health/readiness")["status"] == 200
 
 
@@ -418,3 +433,122 @@ def test_model_used_again_once_its_upstream_is_back(host, probe, lab):
             break
         assert time.monotonic() < deadline, answer
         time.sleep(2)
+
+
+# --- the fallback while the GPU is cold (last: the waker in place of the chat model's double) --------
+
+
+WAKER_FILES = ("gpu_waker.py", "gpu_policy.py", "parrotpark_gpu.py")
+WAKER_DIR = "/tmp/parrotpark-test-waker"
+WAKER_UNIT = "parrotpark-test-waker"
+WAKER_CONTROL = "127.0.0.1:9009"
+
+
+def waker_status(probe) -> dict[str, Any]:
+    answer = probe(f"http://{WAKER_CONTROL}/status", timeout=5)
+    assert answer["status"] == 200, answer
+    return answer["body"]
+
+
+@pytest.fixture
+def waker(host, probe, lab):
+    """The scheduler's real waker (gpu_waker.py and its modules) on the chat model's address, its double stopped.
+
+    As on the entrance while the GPU is off: on demand, no quiet hours, a 2-minute boot; its up and down
+    commands only record that they ran (one line per call in up.log / down.log).
+    """
+    if not (lab["litellm_fallback"] and lab["litellm_gpu_on_demand"]):
+        pytest.skip("the scenario has no fallback or no GPU on demand")
+    model = served(lab, "chat")[0]
+    double = double_for(host, lab, model)
+    listen = double["url"].removeprefix("http://")
+    host.check_output(f"rm -rf {WAKER_DIR} && mkdir -p {WAKER_DIR}/state")
+    for name in WAKER_FILES:
+        copied = host.ansible(
+            "copy", f"src={ROOT / 'roles/scheduler/files' / name} dest={WAKER_DIR}/{name} mode=0644", check=False
+        )
+        assert not copied.get("failed"), copied
+    config = {
+        "policy": {
+            "mode": "on_demand",
+            "quiet_start": None,
+            "quiet_end": None,
+            "quiet_days": [],
+            "quiet_on_holidays": False,
+            "boot_minutes": 2,
+        },
+        "models": [model["served_name"]],
+    }
+    host.check_output(f"printf %s {shlex.quote(json.dumps(config))} > {WAKER_DIR}/config.json")
+    command = [
+        "python3", f"{WAKER_DIR}/gpu_waker.py", "serve",
+        "--config", f"{WAKER_DIR}/config.json", "--state-dir", f"{WAKER_DIR}/state",
+        "--listen", listen, "--control", WAKER_CONTROL,
+        "--up-command", f"sh -c 'echo up >> {WAKER_DIR}/up.log'",
+        "--down-command", f"sh -c 'echo down >> {WAKER_DIR}/down.log'",
+    ]  # fmt: skip
+    host.check_output(f"docker stop -t 2 {double['name']}")
+    try:
+        host.check_output(f"systemd-run --unit={WAKER_UNIT} --collect {shlex.join(command)}")
+        deadline = time.monotonic() + 30
+        while probe(f"http://{WAKER_CONTROL}/status", timeout=3)["status"] != 200:
+            journal = host.run(f"journalctl -u {WAKER_UNIT} --no-pager").stdout
+            assert host.run(f"systemctl is-active {WAKER_UNIT}").rc == 0, journal
+            assert time.monotonic() < deadline, journal
+            time.sleep(1)
+        yield {"model": model, "double": double}
+    finally:
+        host.run(f"systemctl stop {WAKER_UNIT}")
+        host.check_output(f"docker start {double['name']}")
+        wait_for_double(probe, double)
+
+
+def test_fallback_answers_while_the_waker_wakes_the_gpu(host, probe, lab, waker):
+    """Issue 14, item 3: while the GPU is off, the fallback answers and says so, and the request wakes the GPU once.
+
+    LiteLLM sends the chat request to the waker, which starts the up path and answers its 503 at once; LiteLLM's
+    router falls back to the operator's endpoint, whose answer names the fallback model. With LiteLLM's
+    per-request disable_fallbacks the caller gets the waker's own sentence instead.
+    """
+    model = waker["model"]
+    fallback_name = lab["litellm_fallback"].get("name", "parrotpark-fallback")
+    fallback_served = lab["litellm_fallback"]["model"].split("/", 1)[1]
+    fallback_double = next(item for item in lab["doubles"] if fallback_served in item["args"])
+    fallback_double = double_for(host, lab, {"port": fallback_double["port"]})
+    before = waker_status(probe)
+    assert (before["phase"], before["wakes_today"]) == ("off", 0), before
+    served_before = double_requests(probe, fallback_double, fallback_served)
+    for attempt in range(3):
+        text = f"while the GPU is cold {attempt}"
+        answer = chat(probe, lab, model["name"], text, timeout=60)
+        assert answer["seconds"] < FAST_SECONDS, answer
+        assert content(answer) == f"[vllm-double {fallback_served}] echo: {text}"
+        # The answer says who served it: the fallback's own model name (the GPU's answers carry the chat model's
+        # public name), and LiteLLM's headers name the fallback's public name and that one fallback was taken.
+        assert answer["body"]["model"] == fallback_served, answer
+        assert answer["headers"]["x-litellm-model-group"] == fallback_name, answer["headers"]
+        assert answer["headers"]["x-litellm-attempted-fallbacks"] == "1", answer["headers"]
+    assert double_requests(probe, fallback_double, fallback_served) == served_before + 3
+    status = waker_status(probe)
+    assert (status["phase"], status["trigger"], status["wakes_today"]) == ("starting", "wake", 1), status
+    assert 0 < status["eta_seconds"] <= 120, status
+    assert host.file(f"{WAKER_DIR}/up.log").content_string == "up\n"
+    assert not host.file(f"{WAKER_DIR}/down.log").exists
+
+    # Without the fallback, the caller reads the waker's sentence (and its Retry-After) through LiteLLM.
+    answer = probe(
+        f"{lab['base']}/v1/chat/completions",
+        method="POST",
+        headers=auth(lab["master_key"]),
+        json={
+            "model": model["name"],
+            "messages": [{"role": "user", "content": "no fallback please"}],
+            "disable_fallbacks": True,
+        },
+        timeout=60,
+    )
+    assert answer["status"] == 503, answer
+    assert re.fullmatch(r"The model is starting, ready in about \d+ minutes?\.", error_message(answer)), answer
+    assert answer["headers"].get("retry-after", "").isdigit(), answer["headers"]
+    assert double_requests(probe, fallback_double, fallback_served) == served_before + 3
+    assert waker_status(probe)["wakes_today"] == 1
