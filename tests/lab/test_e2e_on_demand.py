@@ -122,10 +122,12 @@ def write_waker_settings(settings: dict) -> None:
     entrance("systemctl", "restart", "parrotpark-gpu-waker.service")
     deadline = time.monotonic() + 60
     while True:
-        code, body = entrance_get("http://127.0.0.1:8090/status")
-        if code == 200 and json.loads(body)["mode"] == settings["policy"]["mode"]:
+        # Refused until the restarted waker listens again.
+        out = entrance("python3", "-c", HTTP_GET, "http://127.0.0.1:8090/status", check=False)
+        code, _space, body = out.stdout.partition(" ")
+        if out.returncode == 0 and code == "200" and json.loads(body)["mode"] == settings["policy"]["mode"]:
             return
-        assert time.monotonic() < deadline, f"the waker did not come back: {code} {body}"
+        assert time.monotonic() < deadline, f"the waker did not come back: {out.stdout[-500:]} {out.stderr[-500:]}"
         time.sleep(1)
 
 
