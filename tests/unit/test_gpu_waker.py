@@ -33,6 +33,7 @@ FILES = ROOT / "roles" / "scheduler" / "files"
 if str(FILES) not in sys.path:
     sys.path.insert(0, str(FILES))
 import gpu_policy as gp  # noqa: E402
+import gpu_report  # noqa: E402
 import gpu_waker as gw  # noqa: E402
 
 PROGRAM = FILES / "gpu_waker.py"
@@ -339,6 +340,19 @@ def test_a_cold_chat_request_gets_a_503_with_the_eta_at_once_and_wakes_once(harn
     assert h.logs.count("answered 503 starting to POST /v1/chat/completions") == 2
     assert h.waker.state.phase == "starting"
     assert not any(SECRET in line or "Bearer" in line or PROMPT in line for line in h.logs)
+
+
+def test_the_ledger_names_a_session_to_the_second_and_the_cost_report_reads_it(harness):
+    """A clock with a fraction of a second: the session's name and its events' times are both to the second, so
+    no event reads as earlier than its session (the cost report refuses such a ledger: the lab found it)."""
+    h = harness()
+    h.clock.now = h.clock.now.replace(microsecond=919497)
+    h.chat()
+    created = h.ledger()[0]
+    assert created["event"] == "created"
+    assert created["session"] == "2025-03-17T08:00:00+00:00"
+    assert datetime.fromisoformat(created["at"]) >= datetime.fromisoformat(created["session"])
+    assert len(gpu_report.load_ledger(h.dir / gw.LEDGER_FILE)) == 1
 
 
 def test_twenty_concurrent_cold_requests_run_the_up_command_once(harness):

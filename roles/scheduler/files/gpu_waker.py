@@ -511,7 +511,9 @@ class Waker:
     def _record(self, event: str, at: datetime | None, state: gp.State, reason: str | None = None) -> None:
         record = {
             # The session's name: its start in UTC, the same whatever time_zone says when the event is written.
-            "session": None if state.session_start is None else state.session_start.astimezone(gp.UTC).isoformat(),
+            "session": None
+            if state.session_start is None
+            else state.session_start.astimezone(gp.UTC).isoformat(timespec="seconds"),
             "event": event,
             "at": _iso(self.config, at or self.now()),
             "trigger": state.trigger,
