@@ -24,6 +24,11 @@ BAD = {
     "timeout": ({"parrotpark_gpu_ssh_timeout": 0}, r"parrotpark_gpu_create_timeout and parrotpark_gpu_ssh_timeout"),
     "smoke url": ({"parrotpark_gpu_smoke_url": "localhost:4000"}, r"parrotpark_gpu_smoke_url must be empty"),
     "wrong type": ({"parrotpark_gpu_create_timeout": "soon"}, r"parrotpark_gpu_create_timeout"),
+    # The cache volume (parrotpark_gpu_cache_volume_*): 0 (off), or a size an SBS volume can have.
+    "cache too small": ({"parrotpark_gpu_cache_volume_size": 5}, r"parrotpark_gpu_cache_volume_size must be 0"),
+    "cache too big": ({"parrotpark_gpu_cache_volume_size": 20000}, r"parrotpark_gpu_cache_volume_size must be 0"),
+    "cache iops": ({"parrotpark_gpu_cache_volume_iops": 7000}, r"parrotpark_gpu_cache_volume_iops"),
+    "cache size not a number": ({"parrotpark_gpu_cache_volume_size": "big"}, r"parrotpark_gpu_cache_volume_size"),
 }
 
 
