@@ -60,6 +60,7 @@ def ledger_sessions() -> list[dict]:
                 "price": Decimal(str(priced["hourly_price_eur"])),
                 "type": (healthy or {}).get("commercial_type"),
                 "zone": (healthy or {}).get("zone"),
+                "trigger": group[0].get("trigger"),
             }
         )
     return sessions
@@ -138,13 +139,16 @@ def test_report_has_exactly_the_ledgers_sessions_at_the_catalog_price():
         assert report["gpu_minutes"] == sum(minutes), (report["session_list"], minutes)
         assert Decimal(str(report["gpu_eur"])) == exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     assert Decimal(str(report["gpu_eur"])) > 0, report["session_list"]
-    # The price of the on-demand session is the catalog's price of the type that ran (scaleway_server_type_info).
+    # The price of the last session is the catalog's price of the type that ran (scaleway_server_type_info).
     woken = REPORT["_sessions"][-1]
     assert woken["type"] == "L4-1-24G" and woken["zone"], woken
     catalog = catalog_price(woken["zone"], woken["type"])
     entry = next(e for e in report["session_list"] if datetime.fromisoformat(e["started"]) == woken["started"])
     assert Decimal(str(entry["hourly_price_eur"])) == catalog > 0, (entry, catalog)
-    assert entry["started_by"] == "wake"
+    # What started each session, as the ledger says: the on-demand test's requests (wake), its floor (timer).
+    started_by = {datetime.fromisoformat(e["started"]): e["started_by"] for e in report["session_list"]}
+    assert started_by == {s["started"]: s["trigger"] for s in ours}, report["session_list"]
+    assert entry["started_by"] == woken["trigger"] and "wake" in started_by.values(), report["session_list"]
     print(
         f"report {report['month']}: {report['sessions']} session(s), {report['gpu_minutes']} GPU minutes, "
         f"GPU €{report['gpu_eur']}, total €{report['total_eur']}; {report['summary']}"
