@@ -56,6 +56,16 @@ ON_DEMAND = {
     "scheduler_waker_poll_seconds": 5,
 }
 
+# A GET on the entrance: "STATUS BODY" (the entrance's Python, no other tool needed).
+HTTP_GET = """
+import sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=5) as answer:
+        print(answer.status, answer.read().decode())
+except urllib.error.HTTPError as exc:
+    print(exc.code, exc.read().decode())
+"""
+
 # Bounds of every wait of the tests.
 UP_TIMEOUT = 900
 DOWN_TIMEOUT = 600

@@ -33,6 +33,7 @@ from lab_support import (
     DOMAIN,
     DOWN_TIMEOUT,
     ENTRANCE,
+    HTTP_GET,
     MONGO,
     ON_DEMAND,
     SECRETS,
@@ -205,16 +206,6 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 EMPTY = {"servers": 0, "volumes": 0, "ips": 0}
 # When the button was pressed (time.monotonic()), for the wake time printed once the model answers.
 WOKEN: dict[str, Any] = {}
-
-# A GET on the entrance: "STATUS BODY" (the entrance's Python, no other tool needed).
-HTTP_GET = """
-import sys, urllib.error, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=5) as answer:
-        print(answer.status, answer.read().decode())
-except urllib.error.HTTPError as exc:
-    print(exc.code, exc.read().decode())
-"""
 
 
 def gpu_status() -> dict:

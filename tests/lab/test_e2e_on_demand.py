@@ -39,6 +39,7 @@ from lab_support import (
     CHAT_MODEL,
     DOWN_TIMEOUT,
     FAKE,
+    HTTP_GET,
     ON_DEMAND,
     UP_TIMEOUT,
     assert_double_echoes,
@@ -67,17 +68,6 @@ STREAM_WORDS = 3000
 # When the first cold request was sent (time.monotonic()), for the wake time printed once the model answers,
 # and the server created then (the one the up run adopts after a restart).
 WOKEN: dict[str, Any] = {}
-
-
-# A GET on the entrance: "STATUS BODY" (the entrance's Python, no other tool needed).
-HTTP_GET = """
-import sys, urllib.error, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=5) as answer:
-        print(answer.status, answer.read().decode())
-except urllib.error.HTTPError as exc:
-    print(exc.code, exc.read().decode())
-"""
 
 
 def entrance_get(url: str) -> tuple[int, str]:
