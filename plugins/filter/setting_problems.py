@@ -15,12 +15,13 @@ description:
   - "A rule is a dictionary with C(name), the variable, and at least one check: C(between) (a list of the lowest and
     highest allowed integer), C(at_least) (the lowest allowed integer), C(is) (a kind: V(absolute_path), V(size) (a
     number followed by k, m or g, as Docker's log options), V(docker_name), V(env_names) (a mapping whose keys are
-    environment variable names), V(ip_addresses) (a non-empty list of IP addresses), V(host) (a DNS name, labels of
-    at most 63 letters, digits and '-', or an IP address), V(http_url), V(sql_identifier), V(not_empty)),
-    C(min_length) (a secret: the message gives its length, never its value), C(starts_with) (a text the value must
-    begin with; the message never shows the value), C(one_of) (a list of allowed values; V(true) is not V(1)),
-    C(matches) (a regular expression matched from the start of the value, as Ansible's C(match) test; anchor its end
-    with V($)) or C(unique) (a list without repeats)."
+    environment variable names), V(ip_addresses) (a non-empty list of IP addresses), V(networks) (a list, possibly
+    empty, of IPv4 or IPv6 networks in CIDR notation without host bits, such as V(172.16.4.0/22)), V(host) (a DNS name,
+    labels of at most 63 letters, digits and '-', or an IP address), V(http_url), V(sql_identifier), V(not_empty)),
+    C(min_length) (a secret: the message gives its length, never its value), C(starts_with) (a text the value must begin
+    with; the message never shows the value), C(one_of) (a list of allowed values; V(true) is not V(1)), C(matches) (a
+    regular expression matched from the start of the value, as Ansible's C(match) test; anchor its end with V($)) or
+    C(unique) (a list without repeats)."
   - A rule with several checks makes them in the order C(is), C(between), C(at_least), C(min_length),
     C(starts_with), C(one_of), C(matches), C(unique) and reports the first that breaks.
   - C(expect) says in words what the rule wants, a noun phrase such as V(a DNS name such as example.com); the message
@@ -121,6 +122,17 @@ def _is_ip(value: Any) -> bool:
     return True
 
 
+def _is_network(value: Any) -> bool:
+    """A network in CIDR notation (prefix given, no host bits set), IPv4 or IPv6."""
+    if not isinstance(value, str) or "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
 def _shown(value: Any) -> str:
     """A value as the messages show it: a text in quotes, nothing for None, anything else as Python prints it."""
     if value is None:
@@ -184,6 +196,10 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ip_addresses": (
         lambda v: isinstance(v, list) and len(v) > 0 and all(_is_ip(item) for item in v),
         "must list at least one IP address",
+    ),
+    "networks": (
+        lambda v: isinstance(v, list) and all(_is_network(item) for item in v),
+        "must list networks in CIDR notation without host bits, such as 172.16.4.0/22",
     ),
     "host": (
         lambda v: isinstance(v, str) and (_is_ip(v) or bool(_DNS_NAME.match(v))),

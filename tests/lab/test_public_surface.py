@@ -30,6 +30,7 @@ import ipaddress
 import json
 import secrets
 import ssl
+import time
 import urllib.parse
 from dataclasses import dataclass
 from functools import cache
@@ -362,6 +363,61 @@ def test_sensitive_ports_are_closed_from_the_network():
     FIGURES["sensitive ports probed"] = len(CLOSED_PORTS)
     FIGURES["sensitive ports refused"] = len(CLOSED_PORTS) - len(open_ports)
     assert open_ports == [], f"open on the entrance ({address}): {open_ports}"
+
+
+FIREWALL_NETWORK = "parrotpark-lab-public-probe"
+HOST_LISTENER_PORT = 18999  # a process on the entrance listening on every address
+PUBLISHED_PROBE_PORT = 18998  # a container on the entrance publishing on every address
+PROBE_CONTAINER = "parrotpark-firewall-probe"
+
+
+def caddy_image_on_the_entrance() -> str:
+    return entrance("docker", "inspect", "--format", "{{.Config.Image}}", "parrotpark-caddy").stdout.strip()
+
+
+def test_the_firewall_admits_the_private_network_only():
+    """The entrance's nftables table (role firewall): from a network that is not the private one (a second
+    network the entrance joins for the test, as its public interface), only the public ports answer; the same
+    listeners answer from the private network (the lab network, firewall_private_networks). A process on the
+    host and a container port Docker publishes on every address are both kept out."""
+    table = entrance("nft", "list", "table", "inet", "parrotpark_firewall").stdout
+    assert "hook input" in table and "hook forward" in table, table
+    # The last argument only names the process for pkill.
+    listener = (
+        "python3 -c 'import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1);"
+        f' s.bind(("0.0.0.0", {HOST_LISTENER_PORT})); s.listen(8); time.sleep(300)\' {PROBE_CONTAINER}'
+    )
+    sh("docker", "network", "create", "--label", f"{lab.LAB_LABEL}=true", FIREWALL_NETWORK)
+    try:
+        sh("docker", "network", "connect", FIREWALL_NETWORK, ENTRANCE)
+        entrance("sh", "-c", f"nohup {listener} >/dev/null 2>&1 &")
+        published = f"{PUBLISHED_PROBE_PORT}:{PUBLISHED_PROBE_PORT}"
+        entrance(
+            "docker", "run", "-d", "--rm", "--name", PROBE_CONTAINER, "-p", published, caddy_image_on_the_entrance(),
+            "caddy", "file-server", "--listen", f":{PUBLISHED_PROBE_PORT}", "--root", "/srv",
+        )  # fmt: skip
+        public = json.loads(sh("docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", ENTRANCE).stdout)[
+            FIREWALL_NETWORK
+        ]["IPAddress"]
+        ports = ["443", str(HOST_LISTENER_PORT), str(PUBLISHED_PROBE_PORT)]
+        private_probe = ("docker", "exec", lab.FAKESCW, "python3", "-c", PORT_PROBE, lab_address(ENTRANCE), *ports)
+        public_probe = ("docker", "run", "--rm", "--network", FIREWALL_NETWORK, lab.FAKESCW_IMAGE, "python3", "-c")
+        deadline = time.monotonic() + 30  # the listeners start in the background
+        while (from_private := json.loads(sh(*private_probe).stdout)) != dict.fromkeys(ports, "open"):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        from_public = json.loads(sh(*public_probe, PORT_PROBE, public, *ports).stdout)
+        # The listeners are up: the private network reaches them.
+        assert from_private == dict.fromkeys(ports, "open"), from_private
+        # From elsewhere: HTTPS only.
+        assert from_public == {"443": "open", ports[1]: "closed", ports[2]: "closed"}, from_public
+        FIGURES["firewall: listeners refused from a public network"] = 2
+    finally:
+        entrance("docker", "rm", "-f", PROBE_CONTAINER, check=False)
+        entrance("pkill", "-f", PROBE_CONTAINER, check=False)
+        sh("docker", "network", "disconnect", "--force", FIREWALL_NETWORK, ENTRANCE, check=False)
+        sh("docker", "network", "rm", FIREWALL_NETWORK, check=False)
 
 
 def test_figures():

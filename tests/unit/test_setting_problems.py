@@ -36,6 +36,13 @@ CASES = {
     "env names": ({"name": "x_env", "is": "env_names"}, {"A_1": "v"}, {"A B": "v", "OK": 1}, "not names: ['A B']"),
     "env not a mapping": ({"name": "x_env", "is": "env_names"}, {}, ["A"], "x_env must map environment variable"),
     "ip addresses": ({"name": "x_ips", "is": "ip_addresses"}, ["127.0.0.1", "::1"], ["localhost"], "x_ips must list"),
+    "networks": (
+        {"name": "x_nets", "is": "networks"},
+        ["172.16.4.0/22", "fd00::/64"],
+        ["10.0.0.1"],
+        "x_nets must list networks",
+    ),
+    "network with host bits": ({"name": "x_nets", "is": "networks"}, [], ["10.0.0.1/8"], "without host bits"),
     "no ip address": ({"name": "x_ips", "is": "ip_addresses"}, ["10.0.0.1"], [], "at least one IP address (got [])"),
     "host": ({"name": "x_host", "is": "host"}, "db.internal", "http://db", "x_host must be a host name or an IP"),
     "host as an ip": ({"name": "x_host", "is": "host"}, "fd00::1", "db_1", "(got 'db_1')"),
