@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from . import block, control, instance, ipam, marketplace
+from . import block, control, instance, ipam, marketplace, security_group_rules
 from .backend import Backend, NullBackend
 from .catalog import region_of
 from .errors import ApiError
@@ -125,7 +125,7 @@ class FakeScaleway:
             config=Config(transition_seconds=transition_seconds, latency=latency, max_sleep=max_sleep),
         )
         self.api = Router()
-        for module in (instance, block, ipam, marketplace):
+        for module in (instance, security_group_rules, block, ipam, marketplace):
             module.register(self.api)
         self.control = Router()
         control.register(self.control)

@@ -722,6 +722,11 @@ def create_security_group(store: Store, req: Request, zone: str) -> Response:
     project = store.resolve_project(body)
     store.check_access(project, "instance_security_group", "write")
     _string_list(body, "tags")
+    for key in ("inbound_default_policy", "outbound_default_policy"):
+        if body.get(key) is not None and body[key] not in ("accept", "drop"):
+            raise ApiError.invalid_arguments({key: f"must be accept or drop, not {body[key]!r}"})
+    if body.get("stateful") is not None and not isinstance(body["stateful"], bool):
+        raise ApiError.invalid_arguments({"stateful": "must be a boolean"}, reason="format")
     sg = store.create_security_group(zone, project, body)
     if sg["project_default"]:
         for other in store.security_groups.values():
@@ -756,6 +761,7 @@ def delete_security_group(store: Store, req: Request, zone: str, sg_id: str) -> 
     if sg["project_default"]:
         raise ApiError.invalid_request("cannot delete the project's default security group")
     del store.security_groups[sg_id]
+    store.security_group_rules.pop(sg_id, None)
     return Response(204)
 
 

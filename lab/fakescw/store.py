@@ -115,6 +115,7 @@ class Store:
         self.local_volumes: dict[str, dict[str, Any]] = {}
         self.ips: dict[str, dict[str, Any]] = {}
         self.security_groups: dict[str, dict[str, Any]] = {}
+        self.security_group_rules: dict[str, list[dict[str, Any]]] = {}  # group id -> its editable rules, in order
         self.private_nics: dict[str, dict[str, Any]] = {}
         self.user_data: dict[str, dict[str, bytes]] = {}
         self.availability: dict[tuple[str, str], str] = {}
@@ -849,6 +850,9 @@ class Store:
                 "instance_volumes": [self.render_local_volume(v) for v in self.local_volumes.values()],
                 "ips": [self.render_ip(ip) for ip in self.ips.values()],
                 "security_groups": [self.render_security_group(sg) for sg in self.security_groups.values()],
+                "security_group_rules": {
+                    sg_id: [dict(rule) for rule in rules] for sg_id, rules in self.security_group_rules.items() if rules
+                },
                 "private_nics": [self.render_private_nic(nic) for nic in self.private_nics.values()],
                 "ipam_ips": [public_ipam(entry) for entry in self.ipam_ips()],
                 "user_data": {
