@@ -231,7 +231,7 @@ lab_in_layout() {
 # LiteLLM's keys with -v: tests/unit/test_no_log_containers.py keeps them hidden).
 stage_lab() {
   lab_in_layout default tests/lab/test_e2e.py tests/lab/test_e2e_on_demand.py tests/lab/test_e2e_report.py \
-    tests/lab/test_public_surface.py tests/lab/test_secrets_not_logged.py
+    tests/lab/test_public_surface.py tests/lab/test_entrance_upkeep.py tests/lab/test_secrets_not_logged.py
 }
 
 # The gateway on the GPU server: LiteLLM and LibreChat there, the entrance in
@@ -239,7 +239,7 @@ stage_lab() {
 # no secret in any log.
 stage_gpu_gateway() {
   lab_in_layout gpu-gateway tests/lab/test_e2e_gpu_gateway.py tests/lab/test_public_surface.py \
-    tests/lab/test_secrets_not_logged.py
+    tests/lab/test_entrance_upkeep.py tests/lab/test_secrets_not_logged.py
 }
 
 # `make lab-down` once nothing else uses the registry: no container, volume or
