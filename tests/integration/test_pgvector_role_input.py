@@ -57,23 +57,22 @@ CASES = {
     "port out of range": ({"pgvector_port": 70000}, [r"pgvector_port must be between 1 and 65535 \(got 70000\)"]),
     "shared buffers too small": ({"pgvector_shared_buffers_mb": 4}, [r"pgvector_shared_buffers_mb \(4\) must be"]),
     "relative data path": ({"pgvector_data": "data/pg"}, [r"pgvector_data must be an absolute host path"]),
-    "S3 bucket without keys": (
+    "variable of the removed dump timer": (
         {"pgvector_backup_s3_bucket": "parrotpark-backups"},
-        [r"pgvector_backup_s3_access_key must not be empty", r"pgvector_backup_s3_secret_key must not be empty"],
+        [
+            r"pgvector_backup_s3_bucket: the pgvector role no longer backs up PostgreSQL",
+            r"role parrotpark\.llm\.backup's \(docs/backup\.md\)",
+            r"pgvector_backup_s3_bucket -> backup_s3_bucket\.",
+        ],
     ),
-    "S3 bucket name invalid": (
-        {
-            "pgvector_backup_s3_bucket": "My_Bucket",
-            "pgvector_backup_s3_access_key": "SCWACCESS",
-            "pgvector_backup_s3_secret_key": STRONG,
-        },
-        [r"pgvector_backup_s3_bucket must be empty or an S3 bucket name; got 'My_Bucket'"],
+    "variables of the removed dump timer, the switch too": (
+        {"pgvector_backup_enabled": False, "pgvector_backup_keep": 3},
+        [
+            r"pgvector_backup_enabled, pgvector_backup_keep: the pgvector role no longer backs up",
+            r"pgvector_backup_enabled -> backup_enabled;",
+            r"pgvector_backup_keep -> backup_keep_daily / backup_keep_weekly / backup_keep_monthly\.",
+        ],
     ),
-    "relative backup dir": (
-        {"pgvector_backup_dir": "backups"},
-        [r"pgvector_backup_dir must be an absolute path \(got 'backups'\)"],
-    ),
-    "no backup kept": ({"pgvector_backup_keep": 0}, [r"pgvector_backup_keep must be at least 1 \(got 0\)"]),
     "no work memory": ({"pgvector_work_mem_mb": 0}, [r"pgvector_work_mem_mb must be at least 1 \(got 0\)"]),
     "too few connections": (
         {"pgvector_max_connections": 5},
@@ -83,7 +82,7 @@ CASES = {
         {"pgvector_listen_addresses": ["10.0.0.1/24"]},
         [r"pgvector_listen_addresses must list at least one IP address"],
     ),
-    "wrong type": ({"pgvector_backup_keep": "many"}, [r"pgvector_backup_keep", r"int"]),
+    "wrong type": ({"pgvector_work_mem_mb": "many"}, [r"pgvector_work_mem_mb", r"int"]),
     "relative config dir": ({"pgvector_config_dir": "etc/pg"}, [r"pgvector_config_dir must be an absolute path"]),
     "no health wait": (
         {"pgvector_health_retries": 0},
@@ -98,6 +97,7 @@ CASES = {
 
 
 SHORT_SECRET = "short-secret"
+OLD_S3_SECRET = "old-dump-timer-s3-secret-0123456789"
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,7 @@ def refusals(tmp_path_factory):
     """Every case in one run, a host each with its own secrets directory; the short secret's case too."""
     cases = {case: {**BASE, **variables} for case, (variables, _unused) in CASES.items()}
     cases["short secret"] = {"pgvector_superuser_password": SHORT_SECRET}
+    cases["old S3 secret"] = {**BASE, "pgvector_backup_s3_secret_key": OLD_S3_SECRET}
     return run_role_checks(tmp_path_factory, "pgvector", cases)
 
 
@@ -114,10 +115,19 @@ def test_bad_input_fails_before_any_change(refusals, case):
     assert_stopped_unchanged(refusals[case], patterns)
 
 
-def test_secret_values_stay_out_of_the_output(refusals):
-    result = refusals["short secret"]
-    assert result.returncode != 0
-    assert SHORT_SECRET not in result.stdout + result.stderr + result.shared
+SECRET_CASES = {
+    "short secret": (SHORT_SECRET, [r"pgvector_superuser_password must have at least 16 characters"]),
+    # a secret key of the removed dump timer is refused by its name only
+    "old S3 secret": (OLD_S3_SECRET, [r"pgvector_backup_s3_secret_key -> backup_s3_secret_key\."]),
+}
+
+
+@pytest.mark.parametrize("case", SECRET_CASES, ids=list(SECRET_CASES))
+def test_secret_values_stay_out_of_the_output(refusals, case):
+    secret, patterns = SECRET_CASES[case]
+    result = refusals[case]
+    assert_stopped_unchanged(result, patterns)
+    assert secret not in result.stdout + result.stderr + result.shared
 
 
 def test_port_in_use_fails_before_any_change(tmp_path):
