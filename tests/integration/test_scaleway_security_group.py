@@ -131,14 +131,15 @@ def test_lifecycle_check_apply_idempotent_changed_absent(fake: Any, run_env: dic
 
 
 def test_settings_change_and_check_mode_changes_nothing(fake: Any, run_env: dict[str, str], tmp_path: Path) -> None:
+    changes = {"stateful": False, "outbound_default_policy": "drop", "description": "the GPU server"}
     run = run_tasks(
         tmp_path,
         run_env,
         [
             (MODULE, gpu()),
-            (MODULE, gpu(stateful=False, outbound_default_policy="drop"), {"check_mode": True, "diff": True}),
-            (MODULE, gpu(stateful=False, outbound_default_policy="drop")),
-            (MODULE, gpu(stateful=False, outbound_default_policy="drop")),
+            (MODULE, gpu(**changes), {"check_mode": True, "diff": True}),
+            (MODULE, gpu(**changes)),
+            (MODULE, gpu(**changes)),
         ],
     )
     created, check, apply, again = run.results
@@ -146,9 +147,15 @@ def test_settings_change_and_check_mode_changes_nothing(fake: Any, run_env: dict
         assert not result.get("failed"), result.get("msg")
     assert check["changed"] is True
     assert (check["diff"]["before"]["stateful"], check["diff"]["after"]["stateful"]) == (True, False)
+    assert created["security_group"]["description"] == "Managed by Ansible (parrotpark.llm.scaleway_security_group)"
+    assert check["diff"]["after"]["description"] == "the GPU server"
     assert apply["changed"] is True
     (stored,) = groups_named(fake, "parrotpark-gpu")
-    assert (stored["stateful"], stored["outbound_default_policy"]) == (False, "drop")
+    assert (stored["stateful"], stored["outbound_default_policy"], stored["description"]) == (
+        False,
+        "drop",
+        "the GPU server",
+    )
     assert apply["security_group"]["rules"] == created["security_group"]["rules"]  # rules untouched
     assert again["changed"] is False
 
