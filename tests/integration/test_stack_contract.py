@@ -29,6 +29,14 @@ BAD = {
     "cache too big": ({"parrotpark_gpu_cache_volume_size": 20000}, r"parrotpark_gpu_cache_volume_size must be 0"),
     "cache iops": ({"parrotpark_gpu_cache_volume_iops": 7000}, r"parrotpark_gpu_cache_volume_iops"),
     "cache size not a number": ({"parrotpark_gpu_cache_volume_size": "big"}, r"parrotpark_gpu_cache_volume_size"),
+    "private range without a prefix": (
+        {"parrotpark_gpu_private_cidrs": ["172.16.4.1"]},
+        r"parrotpark_gpu_private_cidrs must list networks in CIDR notation",
+    ),
+    "entrance address not an ipv4": (
+        {"parrotpark_entrance_public_ipv4": "entrance.example.org"},
+        r"parrotpark_entrance_public_ipv4 must be empty or an IPv4 address",
+    ),
 }
 
 

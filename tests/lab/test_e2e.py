@@ -83,6 +83,33 @@ def test_up_service_creates_the_gpu_after_out_of_stock_in_first_zone():
     assert listed[0]["zone"] == "pl-waw-2", listed[0]
     assert listed[0]["state"] == "running"
     assert_gpu_up_timings(zone="pl-waw-2")
+    assert_gpu_security_group(listed[0])
+
+
+def assert_gpu_security_group(server: dict) -> None:
+    """gpu_up keeps the group parrotpark-gpu in both zones: inbound drop, the private range, SSH from the
+    entrance's public address only (inventories/lab); the server wears it."""
+    state = fake_state()
+    groups = {sg["zone"]: sg for sg in state["security_groups"] if sg["name"] == "parrotpark-gpu"}
+    assert sorted(groups) == ["fr-par-2", "pl-waw-2"], state["security_groups"]
+    for zone, group in groups.items():
+        assert group["inbound_default_policy"] == "drop" and group["outbound_default_policy"] == "accept", group
+        rules = [
+            (
+                rule["direction"],
+                rule["action"],
+                rule["protocol"].upper(),
+                rule["ip_range"].removesuffix("/32"),
+                rule["dest_port_from"],
+            )
+            for rule in state["security_group_rules"].get(group["id"], [])
+            if rule.get("editable", True)
+        ]
+        assert rules == [
+            ("inbound", "accept", "ANY", "172.16.4.0/22", None),
+            ("inbound", "accept", "TCP", "203.0.113.10", 22),
+        ], (zone, rules)
+    assert server["security_group"]["id"] == groups["pl-waw-2"]["id"], server["security_group"]
 
 
 def test_chat_completion_through_caddy_and_litellm():
