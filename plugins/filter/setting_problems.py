@@ -162,7 +162,11 @@ def _hides_value(rule: Mapping[str, Any]) -> bool:
 def _broken(rule: Mapping[str, Any], value: Any, own_words: str, detail: str = "") -> str:
     """The message of a broken check: in the rule's words (expect) when it has them, else in the check's own."""
     if "expect" not in rule:
-        return own_words
+        if not _truthy(rule.get("secret", False)):
+            return own_words
+        # A secret in the check's own words: everything from "(got" on goes, the length stays.
+        length = len(value) if isinstance(value, str) else 0
+        return re.sub(r" \(got .*$", "", own_words, flags=re.S).rstrip(".") + f"; it has {length} characters."
     name, expect = rule["name"], rule["expect"]
     if _hides_value(rule):
         return f"{name} must be {expect}; it has {len(value) if isinstance(value, str) else 0} characters."

@@ -237,3 +237,19 @@ def test_the_same_variable_may_have_several_rules():
     ]
     assert setting_problems(rules, ["mongodb://db", "mongodb://db"]) == []
     assert setting_problems(rules, ["", ""]) == ["x_uri must be empty or a mongodb:// URI; got ''."]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"name": "x_secret", "is": "http_url", "secret": True},
+        {"name": "x_secret", "one_of": ["a"], "secret": True},
+        {"name": "x_secret", "matches": "^a$", "expect": "a", "secret": True},
+        {"name": "x_secret", "each": True, "matches": "^a$", "expect": "a", "secret": True},
+    ],
+)
+def test_a_secret_is_never_shown_even_in_the_checks_own_words(rule):
+    value = ["Very-secret-value"] if rule.get("each") else "Very-secret-value"
+    (message,) = setting_problems([rule], [value])
+    assert "Very-secret-value" not in message, message
+    assert message.startswith("x_secret "), message
