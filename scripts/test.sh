@@ -228,10 +228,12 @@ lab_in_layout() {
 # The default layout (gateway and chat on the entrance), faults included;
 # then the same lab on demand, the cost report of what it did and the public
 # surface, and no secret in any log (the restart handlers once printed
-# LiteLLM's keys with -v: tests/unit/test_no_log_containers.py keeps them hidden).
+# LiteLLM's keys with -v: tests/unit/test_no_log_containers.py keeps them hidden);
+# last, the restore drill, which replaces the entrance with a restored one.
 stage_lab() {
   lab_in_layout default tests/lab/test_e2e.py tests/lab/test_e2e_on_demand.py tests/lab/test_e2e_report.py \
-    tests/lab/test_public_surface.py tests/lab/test_entrance_upkeep.py tests/lab/test_secrets_not_logged.py
+    tests/lab/test_public_surface.py tests/lab/test_entrance_upkeep.py tests/lab/test_alerts.py \
+    tests/lab/test_secrets_not_logged.py tests/lab/test_restore_drill.py
 }
 
 # The gateway on the GPU server: LiteLLM and LibreChat there, the entrance in
@@ -239,7 +241,7 @@ stage_lab() {
 # no secret in any log.
 stage_gpu_gateway() {
   lab_in_layout gpu-gateway tests/lab/test_e2e_gpu_gateway.py tests/lab/test_public_surface.py \
-    tests/lab/test_entrance_upkeep.py tests/lab/test_secrets_not_logged.py
+    tests/lab/test_entrance_upkeep.py tests/lab/test_alerts.py tests/lab/test_secrets_not_logged.py
 }
 
 # `make lab-down` once nothing else uses the registry: no container, volume or

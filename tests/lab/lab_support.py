@@ -238,14 +238,18 @@ def assert_gpu_up_timings(zone: str | None = None) -> dict:
     return timings
 
 
-def keycloak_login(session: requests.Session, authorization_url: str, ca: str) -> str:
-    """Log the lab user in on Keycloak's page at ``authorization_url``; return the redirect to the client."""
-    password = (SECRETS / "lab-user-password").read_text().strip()
+def keycloak_login(
+    session: requests.Session, authorization_url: str, ca: str, username: str = "lab", password: str | None = None
+) -> str:
+    """Log a user (the lab user by default) in on Keycloak's page at ``authorization_url``; return the redirect
+    to the client."""
+    if password is None:
+        password = (SECRETS / "lab-user-password").read_text().strip()
     page = session.get(authorization_url, timeout=30, verify=ca)
     assert page.status_code == 200, page.text[:500]
     action = html.unescape(re.search(r'action="([^"]+)"', page.text).group(1))
     login = session.post(
-        action, data={"username": "lab", "password": password}, allow_redirects=False, timeout=30, verify=ca
+        action, data={"username": username, "password": password}, allow_redirects=False, timeout=30, verify=ca
     )
     assert login.status_code == 302, login.text[:500]
     return login.headers["Location"]
@@ -266,6 +270,19 @@ def exchange_code(session: requests.Session, location: str, redirect_uri: str, c
     assert token.status_code == 200, token.text
     assert token.json()["id_token"], token.json()
     return token.json()
+
+
+def librechat_client_login(username: str = "lab", password: str | None = None) -> dict:
+    """A user logs in through Keycloak's page as LibreChat's client would send them; the client's tokens."""
+    session = requests.Session()
+    # Per request: a session's verify loses against REQUESTS_CA_BUNDLE.
+    ca = lab_ca()
+    redirect_uri = f"https://chat.{DOMAIN}/oauth/openid/callback"
+    auth = f"https://auth.{DOMAIN}/realms/parrotpark/protocol/openid-connect/auth"
+    query = {"client_id": "librechat", "response_type": "code", "scope": "openid", "redirect_uri": redirect_uri}
+    url = requests.Request("GET", auth, params=query).prepare().url
+    location = keycloak_login(session, url, ca, username, password)
+    return exchange_code(session, location, redirect_uri, ca)
 
 
 def assert_nothing_billable_after_down() -> None:

@@ -35,13 +35,12 @@ from lab_support import (
     chat,
     container_state,
     entrance,
-    exchange_code,
     fake_state,
     gpu_container,
     gpu_servers,
-    keycloak_login,
     lab,
     lab_ca,
+    librechat_client_login,
     only_in_layout,
     openai_client,
     psql,
@@ -135,14 +134,7 @@ def test_the_answer_comes_from_the_gpu_double():
 
 
 def test_lab_user_gets_a_token_through_the_librechat_client():
-    session = requests.Session()
-    # Per request: a session's verify loses against REQUESTS_CA_BUNDLE.
-    ca = lab_ca()
-    redirect_uri = f"https://chat.{DOMAIN}/oauth/openid/callback"
-    auth = f"https://auth.{DOMAIN}/realms/parrotpark/protocol/openid-connect/auth"
-    query = {"client_id": "librechat", "response_type": "code", "scope": "openid", "redirect_uri": redirect_uri}
-    location = keycloak_login(session, requests.Request("GET", auth, params=query).prepare().url, ca)
-    exchange_code(session, location, redirect_uri, ca)
+    assert librechat_client_login()["id_token"]
 
 
 def test_metrics_rows_arrive_in_postgresql():
