@@ -369,6 +369,7 @@ FIREWALL_NETWORK = "parrotpark-lab-public-probe"
 HOST_LISTENER_PORT = 18999  # a process on the entrance listening on every address
 PUBLISHED_PROBE_PORT = 18998  # a container on the entrance publishing on every address
 PROBE_CONTAINER = "parrotpark-firewall-probe"
+PROBE_SUBNETS = ("10.199.77.0/24", "10.211.33.0/24", "192.0.2.0/24")
 
 
 def caddy_image_on_the_entrance() -> str:
@@ -387,7 +388,23 @@ def test_the_firewall_admits_the_private_network_only():
         "python3 -c 'import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1);"
         f' s.bind(("0.0.0.0", {HOST_LISTENER_PORT})); s.listen(8); time.sleep(300)\' {PROBE_CONTAINER}'
     )
-    sh("docker", "network", "create", "--label", f"{lab.LAB_LABEL}=true", FIREWALL_NETWORK)
+    # A subnet of its own, explicit: docker's default pools are those the entrance's engine uses inside.
+    for subnet in PROBE_SUBNETS:
+        made = sh(
+            "docker",
+            "network",
+            "create",
+            "--label",
+            f"{lab.LAB_LABEL}=true",
+            "--subnet",
+            subnet,
+            FIREWALL_NETWORK,
+            check=False,
+        )
+        if made.returncode == 0:
+            break
+    else:
+        pytest.fail(f"no subnet of {PROBE_SUBNETS} was free for {FIREWALL_NETWORK}: {made.stderr}")
     try:
         sh("docker", "network", "connect", FIREWALL_NETWORK, ENTRANCE)
         entrance("sh", "-c", f"nohup {listener} >/dev/null 2>&1 &")
