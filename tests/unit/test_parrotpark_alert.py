@@ -152,7 +152,7 @@ def test_a_failed_unit_alerts_once_then_resolves_once(setup):
     assert f"Since: {(T0 - timedelta(seconds=300)):%Y-%m-%d %H:%M} UTC" in text
     assert "journalctl -u parrotpark-gpu-up.service" in text
     assert "systemctl start parrotpark-gpu-up.service" in text
-    for _ in range(12):  # an hour of checks: nothing more
+    for _tick in range(12):  # an hour of checks: nothing more
         clock.advance(minutes=5)
         assert check()["queued"] == []
     probes.units["parrotpark-gpu-up.service"] = dict(OK_UNIT)
@@ -508,7 +508,7 @@ class SmtpSink:
                     elif verb == "HELO":
                         self.reply("250 sink.test")
                     elif verb == "AUTH":
-                        _, user, password = base64.b64decode(line.split()[2]).decode().split("\0")
+                        user, password = base64.b64decode(line.split()[2]).decode().split("\0")[1:]
                         sink.logins.append((user, password))
                         self.reply("235 2.7.0 accepted")
                     elif verb == "MAIL":
@@ -584,11 +584,11 @@ def test_an_alert_arrives_once_per_real_channel_and_resolves_once(tmp_path, rece
     senders = pa.senders_for(config)
     assert sorted(senders) == ["smtp", "webhook"]
     probes.units["parrotpark-gpu-down.service"] = dict(FAILED_UP)
-    for _ in range(3):
+    for _tick in range(3):
         pa.run_check(config, probes, senders, clock)
         clock.advance(minutes=5)
     probes.units["parrotpark-gpu-down.service"] = dict(OK_UNIT)
-    for _ in range(3):
+    for _tick in range(3):
         pa.run_check(config, probes, senders, clock)
         clock.advance(minutes=5)
 

@@ -442,8 +442,9 @@ class SystemProbes:
             raise ProbeError(f"systemctl show {unit}: {done.stderr.strip()}")
         props = {}
         for line in done.stdout.splitlines():
-            key, _, value = line.partition("=")
-            props[key] = value
+            key, sep, value = line.partition("=")
+            if sep:
+                props[key] = value
         return props
 
     def containers(self) -> list[dict[str, Any]]:
