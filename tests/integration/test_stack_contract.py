@@ -94,6 +94,8 @@ def test_good_settings_pass_the_checks(tmp_path):
         "parrotpark_gpu_root_volume_size": 200,
         "parrotpark_gpu_ports": [8000],
         "parrotpark_gpu_smoke_url": "https://api.example.org",
+        "parrotpark_gpu_private_cidrs": ["172.16.4.0/22", "fd00:4::/64"],
+        "parrotpark_entrance_public_ipv4": "203.0.113.10",
     }
     playbook = tmp_path / "contract.yml"
     playbook.write_text(
