@@ -310,9 +310,30 @@ def authorize(probe, base: str, role_vars, redirect_uri: str) -> dict:
     return login(probe, base, role_vars, redirect_uri, username="nobody", password="nothing-at-all-0000")
 
 
+def allowed_users(role_vars) -> list[dict[str, Any]]:
+    """The present users LibreChat's client lets in: all of them, or those with the required role."""
+    required = role_vars["keycloak_librechat_required_role"]
+    return [user for user in present_users(role_vars) if not required or required in user.get("roles", [])]
+
+
+def test_user_without_the_required_role_is_told_why(probe, base, role_vars):
+    """Keycloak itself refuses a user without keycloak_librechat_required_role, with the role's message, before
+    any code reaches LibreChat (which would only send them back to its login page)."""
+    required = role_vars["keycloak_librechat_required_role"]
+    outsiders = [user for user in present_users(role_vars) if required and required not in user.get("roles", [])]
+    if not outsiders:
+        pytest.skip("this scenario has no required role, or no user without it")
+    redirect_uri = role_vars["keycloak_librechat_redirect_uris"][0]
+    for user in outsiders:
+        answer = login(probe, base, role_vars, redirect_uri, username=user["username"], password=user["password"])
+        assert answer["step"] == "login" and not answer["location"].startswith(redirect_uri), answer
+        assert "Ask your organisation's administrator to give you access" in answer["error"], answer
+        assert f"role {required}" in answer["error"], answer
+
+
 def test_user_obtains_token_through_the_librechat_client(probe, base, role_vars, issuer):
     """Authorization code flow, as LibreChat does it: login form, redirect with a code, code + secret for tokens."""
-    users = present_users(role_vars)
+    users = allowed_users(role_vars)
     if not users:
         pytest.skip("this scenario declares no keycloak_users")
     client_id = role_vars["keycloak_librechat_client_id"]
