@@ -947,18 +947,21 @@ def watched_units(config: dict[str, Any], state: dict[str, Any]) -> list[str]:
     return units
 
 
-def run_check(
+def apply_findings(
     config: dict[str, Any],
-    probes: Any,
     senders: dict[str, Callable[[dict[str, Any]], None]],
     clock: Callable[[], datetime],
-) -> dict[str, Any]:
-    """One check: gather, evaluate, deliver, keep the state. Returns what happened (for the log and the tests)."""
+    find: Callable[[dict[str, Any], datetime], tuple[list[Finding], set[str], set[str]]],
+    repeat_hours: float,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, int]]:
+    """Under the state's lock: load the state, take the findings of find(state, now) (with the conditions it
+    checked and those it keeps as they are), open and close conditions, deliver, save. Returns the state, the
+    messages queued and what was delivered."""
     state_dir = Path(str(config["state_dir"]))
     with locked(state_dir):
         state = load_state(state_dir)
         now = utc(clock())
-        findings, checked, keep = gather(config, probes, state["memory"], now, watched_units(config, state))
+        findings, checked, keep = find(state, now)
         queued = evaluate(
             state,
             findings,
@@ -967,10 +970,25 @@ def run_check(
             now=now,
             host=str(config["host"]),
             channels=sorted(senders),
-            repeat_hours=float(config.get("repeat_hours") or 0),
+            repeat_hours=repeat_hours,
         )
         taken = deliver(state, senders)
         save_state(state_dir, state)
+    return state, queued, taken
+
+
+def run_check(
+    config: dict[str, Any],
+    probes: Any,
+    senders: dict[str, Callable[[dict[str, Any]], None]],
+    clock: Callable[[], datetime],
+) -> dict[str, Any]:
+    """One check: gather, evaluate, deliver, keep the state. Returns what happened (for the log and the tests)."""
+
+    def find(state: dict[str, Any], now: datetime) -> tuple[list[Finding], set[str], set[str]]:
+        return gather(config, probes, state["memory"], now, watched_units(config, state))
+
+    state, queued, taken = apply_findings(config, senders, clock, find, float(config.get("repeat_hours") or 0))
     return {
         "open": sorted(state["conditions"]),
         "queued": [f"{message['kind']} {message['condition']}" for message in queued],
@@ -987,28 +1005,16 @@ def run_notify_failure(
     clock: Callable[[], datetime],
 ) -> dict[str, Any]:
     """OnFailure=: open the unit's condition now (nothing if it is open already) and deliver."""
-    state_dir = Path(str(config["state_dir"]))
-    with locked(state_dir):
-        state = load_state(state_dir)
-        now = utc(clock())
+
+    def find(state: dict[str, Any], now: datetime) -> tuple[list[Finding], set[str], set[str]]:
         try:
             props = probes.unit(unit)
         except ProbeError as exc:
             log(f"unit {unit}: {exc}")
             props = {}
-        finding = failure_finding(unit, props, now, probes.monotonic())
-        queued = evaluate(
-            state,
-            [finding],
-            checked=set(),
-            keep=set(),
-            now=now,
-            host=str(config["host"]),
-            channels=sorted(senders),
-            repeat_hours=0,
-        )
-        taken = deliver(state, senders)
-        save_state(state_dir, state)
+        return [failure_finding(unit, props, now, probes.monotonic())], set(), set()
+
+    state, queued, taken = apply_findings(config, senders, clock, find, 0)
     return {
         "queued": [f"{message['kind']} {message['condition']}" for message in queued],
         "delivered": taken,
