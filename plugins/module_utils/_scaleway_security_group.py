@@ -425,8 +425,8 @@ def _setting(group: dict[str, Any], key: str) -> Any:
     return value if isinstance(value, bool) else _value(value)
 
 
-def snapshot(group: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the diff shows: the managed settings and the editable rules in order, without ids."""
+def _managed(group: dict[str, Any]) -> dict[str, Any]:
+    """The group's settings the module manages, as the diff and the result show them."""
     return {
         "name": group.get("name"),
         "zone": group.get("zone"),
@@ -434,21 +434,20 @@ def snapshot(group: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str, An
         "stateful": group.get("stateful"),
         "inbound_default_policy": _setting(group, "inbound_default_policy"),
         "outbound_default_policy": _setting(group, "outbound_default_policy"),
-        "rules": [content(rule) for rule in rules],
     }
+
+
+def snapshot(group: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the diff shows: the managed settings and the editable rules in order, without ids."""
+    return {**_managed(group), "rules": [content(rule) for rule in rules]}
 
 
 def summarize(group: dict[str, Any], rules: list[dict[str, Any]]) -> dict[str, Any]:
     """The group as the module returns it."""
     return {
         "id": group.get("id"),
-        "name": group.get("name"),
-        "zone": group.get("zone"),
+        **_managed(group),
         "project": group.get("project"),
-        "description": group.get("description"),
-        "stateful": group.get("stateful"),
-        "inbound_default_policy": _setting(group, "inbound_default_policy"),
-        "outbound_default_policy": _setting(group, "outbound_default_policy"),
         "project_default": bool(group.get("project_default")),
         "servers": [{"id": server.get("id"), "name": server.get("name")} for server in group.get("servers") or []],
         "rules": [{"id": rule["id"], "position": rule["position"], **content(rule)} for rule in rules],
