@@ -272,6 +272,11 @@ def exchange_code(session: requests.Session, location: str, redirect_uri: str, c
     return token.json()
 
 
+def caddy_image() -> str:
+    """The image Caddy runs from on the entrance: there already, so a throwaway container needs no pull."""
+    return entrance("docker", "inspect", "--format", "{{.Config.Image}}", "parrotpark-caddy").stdout.strip()
+
+
 def librechat_client_login(username: str = "lab", password: str | None = None) -> dict:
     """A user logs in through Keycloak's page as LibreChat's client would send them; the client's tokens."""
     session = requests.Session()

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import pytest
-from lab_support import DOMAIN, ENTRANCE, HTTPS_PORT, LAYOUT, ROOT, entrance, lab, lab_address, lab_ca, sh
+from lab_support import DOMAIN, ENTRANCE, HTTPS_PORT, LAYOUT, ROOT, caddy_image, entrance, lab, lab_address, lab_ca, sh
 
 PROBE_HEADERS = {"X-Parrotpark-Probe": "public-surface", "Accept": "*/*"}
 ANSWERING = "2xx, 3xx or 401"
@@ -372,10 +372,6 @@ PROBE_CONTAINER = "parrotpark-firewall-probe"
 PROBE_SUBNETS = ("10.199.77.0/24", "10.211.33.0/24", "192.0.2.0/24")
 
 
-def caddy_image_on_the_entrance() -> str:
-    return entrance("docker", "inspect", "--format", "{{.Config.Image}}", "parrotpark-caddy").stdout.strip()
-
-
 def test_the_firewall_admits_the_private_network_only():
     """The entrance's nftables table (role firewall): from a network that is not the private one (a second
     network the entrance joins for the test, as its public interface), only the public ports answer; the same
@@ -410,7 +406,7 @@ def test_the_firewall_admits_the_private_network_only():
         entrance("sh", "-c", f"nohup {listener} >/dev/null 2>&1 &")
         published = f"{PUBLISHED_PROBE_PORT}:{PUBLISHED_PROBE_PORT}"
         entrance(
-            "docker", "run", "-d", "--rm", "--name", PROBE_CONTAINER, "-p", published, caddy_image_on_the_entrance(),
+            "docker", "run", "-d", "--rm", "--name", PROBE_CONTAINER, "-p", published, caddy_image(),
             "caddy", "file-server", "--listen", f":{PUBLISHED_PROBE_PORT}", "--root", "/srv",
         )  # fmt: skip
         public = json.loads(sh("docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", ENTRANCE).stdout)[

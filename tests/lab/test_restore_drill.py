@@ -42,6 +42,7 @@ from lab_support import (
     ROOT,
     SECRETS,
     api_key,
+    caddy_image,
     entrance,
     fake_state,
     lab,
@@ -151,10 +152,6 @@ def before(tmp_path_factory):
     sh("docker", "cp", f"{ENTRANCE}:{REPOSITORY}", str(copy))
     state["copy"] = str(copy)
     return state
-
-
-def caddy_image() -> str:
-    return entrance("docker", "inspect", "--format", "{{.Config.Image}}", "parrotpark-caddy").stdout.strip()
 
 
 def lab_ca_digest() -> str:
