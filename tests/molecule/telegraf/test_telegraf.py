@@ -41,6 +41,7 @@ ROOT = HERE.parents[2]
 DEFAULTS = yaml.safe_load((ROOT / "roles/telegraf/defaults/main.yml").read_text())
 PGVECTOR_DEFAULTS = yaml.safe_load((ROOT / "roles/pgvector/defaults/main.yml").read_text())
 CONTAINER_CONFIG = "/etc/telegraf/telegraf.conf"
+CONTAINER_HEALTH_CONFIG = "/etc/telegraf/health.conf"
 HEALTH_SOCKET = "/run/telegraf/health.sock"
 # Tables of the host inputs, and of the docker input when it is on.
 HOST_TABLES = {"cpu", "mem", "disk", "diskio", "system", "net"}
@@ -172,7 +173,16 @@ def test_container_runs_the_image_in_the_host_network(host, container, role_vars
     assert container["State"]["Running"], log_of(host, role_vars)
     assert container["State"]["Restarting"] is False
     assert container["Config"]["Image"] == role_vars["telegraf_image"]
-    assert container["Config"]["Cmd"] == ["telegraf", "--config", CONTAINER_CONFIG, "--strict-env-handling"]
+    # health.conf after telegraf.conf: the outputs of one file connect in no fixed order, the files in order,
+    # so the health endpoint cannot answer before the database accepted Telegraf.
+    assert container["Config"]["Cmd"] == [
+        "telegraf",
+        "--config",
+        CONTAINER_CONFIG,
+        "--config",
+        CONTAINER_HEALTH_CONFIG,
+        "--strict-env-handling",
+    ]
     assert container["HostConfig"]["NetworkMode"] == "host"
     assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     assert container["HostConfig"]["LogConfig"] == {
@@ -299,6 +309,11 @@ def test_config_file_says_what_the_variables_say(host, role_vars):
     assert ("[[inputs.docker]]" in text) == role_vars["telegraf_docker_enabled"]
     assert "[[inputs.nvidia_smi]]" not in text
     assert ("create_hypertable" in text) == role_vars["telegraf_postgresql_timescaledb"]
+    assert "[[outputs.postgresql]]" in text
+    assert "[[outputs.health]]" not in text
+    health = host.file(f"{role_vars['telegraf_config_dir']}/health.conf").content_string
+    assert "[[outputs.health]]" in health
+    assert "[[outputs.postgresql]]" not in health
     # A '$' reaches Telegraf doubled, so it is not taken for an environment variable.
     for value in role_vars["telegraf_global_tags"].values():
         assert json.dumps(str(value).replace("$", "$$")) in text
@@ -444,7 +459,6 @@ def test_changed_password_restarts_telegraf_and_a_refused_login_fails_the_role(h
     wrong = "Wrong-password-0123456789"
     result = converge({"telegraf_postgresql_password": wrong, "telegraf_health_retries": 6, "telegraf_health_delay": 2})
     output = " ".join((result.stdout + result.stderr).split())
-    # Once (CI of beae975) the role passed here: the container's state and log say which Telegraf answered.
     assert result.returncode != 0, f"{output[-3000:]}\n{inspect(host, name)['State']}\n{log_of(host, role_vars)}"
     assert f"Telegraf in container {name} did not become healthy" in output, output[-4000:]
     assert "password authentication failed" in output, output[-4000:]
