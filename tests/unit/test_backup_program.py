@@ -203,3 +203,64 @@ def test_unknown_repository_is_named():
 def test_missing_configuration_is_a_clear_error(tmp_path, capsys):
     assert pb.main(["--config", str(tmp_path / "nope.json"), "backup"]) == 1
     assert "cannot read the configuration" in capsys.readouterr().err
+
+
+def test_other_secrets_compares_the_files_known_to_both():
+    recorded = {"postgres-litellm": "a1", "litellm-master-key": "b2", "restic-password": "c3", "gone": "d4"}
+    here = {"postgres-litellm": "a1", "litellm-master-key": "XX", "restic-password": "c3", "new": "e5"}
+    assert pb.other_secrets(recorded, here) == ["litellm-master-key"]
+    assert pb.other_secrets(recorded, {}) == [], "no secrets on the controller: nothing to compare"
+    assert pb.other_secrets({}, here) == [], "a snapshot made before fingerprints were recorded"
+
+
+def restore_setup(tmp_path, monkeypatch, recorded: dict[str, str]):
+    """A configuration and a fake restic whose snapshot manifest records ``recorded``; returns the config and the
+    restic commands run."""
+    config = {
+        "host": "entrance-b",
+        "password_file": str(tmp_path / "password"),
+        "repositories": [{"name": "local", "path": str(tmp_path / "repo")}],
+        "staging_dir": str(tmp_path / "staging"),
+        "postgres": {"container": ""},
+        "secret_fingerprints": {"postgres-litellm": "mine", "restic-password": "same"},
+    }
+    manifest = {"host": "entrance-a", "created": "2026-12-01T03:15:00Z", "secrets": recorded}
+    seen = []
+
+    def fake_run(command, **kwargs):
+        seen.append(command)
+        if "dump" in command:
+            return pb.subprocess.CompletedProcess(command, 0, json.dumps(manifest), "")
+        if "restore" in command:  # restic restore: the test ends here, before any data is touched
+            return pb.subprocess.CompletedProcess(command, 1, "", "stop here")
+        return pb.subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(pb, "run", fake_run)
+    return config, seen
+
+
+def test_restore_refuses_a_snapshot_made_with_other_secrets_before_restoring_anything(tmp_path, monkeypatch):
+    config, seen = restore_setup(tmp_path, monkeypatch, {"postgres-litellm": "theirs", "restic-password": "same"})
+    with pytest.raises(pb.BackupError) as refused:
+        pb.restore(config, "latest", None)
+    message = str(refused.value)
+    assert "made on entrance-a with other secrets" in message
+    assert "postgres-litellm differ" in message
+    assert "restic-password" not in message, "only the files that differ are named"
+    assert "backup_restore_other_secrets: true" in message
+    assert "Nothing was restored" in message
+    assert [command for command in seen if "restore" in command] == [], "restic restore never ran"
+
+
+def test_restore_of_a_snapshot_with_other_secrets_goes_on_when_allowed(tmp_path, monkeypatch):
+    config, seen = restore_setup(tmp_path, monkeypatch, {"postgres-litellm": "theirs"})
+    with pytest.raises(pb.BackupError, match="restic restore of latest failed: stop here"):
+        pb.restore(config, "latest", None, other_secrets_ok=True)
+    assert any("restore" in command for command in seen)
+
+
+def test_restore_of_a_snapshot_with_the_same_secrets_goes_on(tmp_path, monkeypatch):
+    config, seen = restore_setup(tmp_path, monkeypatch, {"postgres-litellm": "mine", "restic-password": "same"})
+    with pytest.raises(pb.BackupError, match="restic restore of latest failed"):
+        pb.restore(config, "latest", None)
+    assert any("restore" in command for command in seen)

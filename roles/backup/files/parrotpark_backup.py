@@ -177,6 +177,14 @@ def data_found(tables: dict[str, int], volume_entries: dict[str, int]) -> list[s
     return found
 
 
+def other_secrets(recorded: dict[str, str], here: dict[str, str]) -> list[str]:
+    """The secret files whose fingerprints differ between a snapshot's manifest and this configuration.
+
+    Only files known to both count: a secret added or dropped since the backup says nothing about whose
+    backup it is. Fingerprints are SHA-256 digests of the controller's files, never their values."""
+    return sorted(name for name in recorded.keys() & here.keys() if recorded[name] != here[name])
+
+
 def restic_environment(
     base: dict[str, str], password_file: str, credentials: dict[str, str], region: str, cache_dir: str
 ) -> dict[str, str]:
@@ -342,6 +350,7 @@ def backup(config: dict[str, Any]) -> int:
         taken["host"] = config["host"]
         taken["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         taken["staging_dir"] = str(staging)
+        taken["secrets"] = config.get("secret_fingerprints", {})
         (staging / MANIFEST).write_text(json.dumps(taken, indent=2, sort_keys=True) + "\n")
         for reason in taken["skipped"]:
             log(f"skipped: {reason}")
@@ -450,9 +459,19 @@ def copy_tree(source: Path, target: Path) -> None:
     must(["cp", "-a", "--", f"{source}/.", str(target)], f"copy into {target}")
 
 
-def restore(config: dict[str, Any], snapshot: str, repository: str | None) -> int:
+def restore(config: dict[str, Any], snapshot: str, repository: str | None, other_secrets_ok: bool = False) -> int:
     restic = repositories(config, repository)[0]
     manifest = snapshot_manifest(restic, snapshot, config["staging_dir"])
+    differing = other_secrets(manifest.get("secrets", {}), config.get("secret_fingerprints", {}))
+    if differing and not other_secrets_ok:
+        raise BackupError(
+            f"snapshot {snapshot} of repository {restic.name} was made on {manifest['host']} with other secrets "
+            f"than those of this entrance on the controller: {', '.join(differing)} differ. It is the backup of "
+            "another entrance, or of this one before its secrets changed. Nothing was restored. Put the secrets "
+            "directory of that entrance back on the controller (backup_secrets_dir) and run the restore again, or "
+            "set backup_restore_other_secrets: true to restore it anyway (site.yml then sets the secrets of this "
+            "entrance)."
+        )
     log(f"restoring snapshot {snapshot} of repository {restic.name}, made {manifest['created']} on "
         f"{manifest['host']}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="parrotpark-restore-", dir=Path(config["staging_dir"]).parent) as tmp:
@@ -497,6 +516,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = commands.add_parser("restore", help="restore a snapshot onto this entrance")
     chosen.add_argument("--snapshot", default="latest")
     chosen.add_argument("--repository", help="the repository's name (default: the first)")
+    chosen.add_argument(
+        "--other-secrets-ok", action="store_true", help="restore a snapshot made with other secrets than these"
+    )
     passthrough = commands.add_parser("restic", help="run restic on a repository")
     passthrough.add_argument("--repository", help="the repository's name (default: the first)")
     passthrough.add_argument("arguments", nargs=argparse.REMAINDER)
@@ -512,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "backup":
             return backup(config)
         if arguments.command == "restore":
-            return restore(config, arguments.snapshot, arguments.repository)
+            return restore(config, arguments.snapshot, arguments.repository, arguments.other_secrets_ok)
         return repositories(config, arguments.repository)[0](*arguments.arguments).returncode
     except BackupError as error:
         print(f"parrotpark-backup: {error}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Verify the backup role on a molecule platform beside the pgvector role: restic and the timer are
 installed, the password file is 0600 and never shown, a run of the service makes a snapshot with the
 dumps, the volumes and the paths, and the restore playbook puts destroyed rows and files back (refused
-without backup_restore_force, naming it, while the entrance holds data).
+without backup_restore_force, naming it, while the entrance holds data, and refused when the snapshot was
+made with other secrets than the controller's).
 
 The tests run in file order: each step builds on the one before."""
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +167,27 @@ def test_restore_refuses_an_entrance_with_data_unless_forced(host, password):
     assert "database litellm has 1 tables" in flat, output[-4000:]
     assert "Set backup_restore_force: true" in flat, output[-4000:]
     assert password not in output
+    assert sql(host, "litellm", "SELECT count(*) FROM drill") == "0", "nothing was restored"
+    assert not host.file("/etc/parrotpark/drill.txt").exists
+
+
+def test_restore_refuses_a_backup_made_with_other_secrets(host, password, tmp_path):
+    """The snapshot records digests of the entrance's secret files on the controller; restored with a secrets
+    directory in which one of them differs (another entrance's), the restore says so and restores nothing,
+    even with backup_restore_force."""
+    inventory = host.ansible.get_variables()
+    secrets = Path(inventory["parrotpark_secrets_dir"]) / inventory["inventory_hostname"]
+    other = tmp_path / "other-entrance"
+    shutil.copytree(secrets, other)
+    (other / "postgres-litellm").write_text("Another-entrance-password-0123456789\n")
+    result = restore({"backup_restore_force": True, "backup_secrets_dir": str(other)})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-4000:]
+    flat = " ".join(output.split())
+    expected = "with other secrets than those of this entrance on the controller: postgres-litellm differ"
+    assert expected in flat, flat[-4000:]
+    assert "backup_restore_other_secrets: true" in flat, flat[-4000:]
+    assert "Another-entrance-password" not in output and password not in output
     assert sql(host, "litellm", "SELECT count(*) FROM drill") == "0", "nothing was restored"
     assert not host.file("/etc/parrotpark/drill.txt").exists
 
