@@ -264,3 +264,43 @@ def test_restore_of_a_snapshot_with_the_same_secrets_goes_on(tmp_path, monkeypat
     with pytest.raises(pb.BackupError, match="restic restore of latest failed"):
         pb.restore(config, "latest", None)
     assert any("restore" in command for command in seen)
+
+
+LOCAL = {"name": "local", "path": "/var/backups/parrotpark/restic"}
+S3 = {"name": "s3", "endpoint": "s3.example.test", "bucket": "pp", "prefix": "x"}
+
+
+@pytest.mark.parametrize(
+    ("repository", "stderr", "named"),
+    [
+        (LOCAL, "Fatal: wrong password or no key found", ["backup_password"]),
+        (S3, "Fatal: wrong password or no key found", ["backup_password"]),
+        (S3, "The AWS Access Key Id you provided does not exist (InvalidAccessKeyId)", ["backup_s3_access_key"]),
+        (S3, "SignatureDoesNotMatch: The request signature we calculated", ["backup_s3_secret_key"]),
+        (S3, 'Get "https://s3.example.test/pp/": dial tcp 127.0.0.1:9: connect: connection refused', ["endpoint"]),
+        (S3, "dial tcp: lookup s3.example.test: no such host", ["backup_s3_endpoint"]),
+        (S3, "something else entirely", ["backup_s3_endpoint", "backup_s3_bucket", "backup_password"]),
+        (LOCAL, "permission denied", ["backup_local_repository", "backup_password"]),
+    ],
+)
+def test_an_unreadable_repository_names_the_variables_to_check(repository, stderr, named):
+    hint = pb.unreadable_hint(repository, stderr)
+    assert all(name in hint for name in named), hint
+    if "bucket" not in repository:
+        assert "backup_s3" not in hint, "a local repository has no S3 settings to check"
+
+
+def test_init_stops_at_an_unreadable_repository_naming_the_variable(tmp_path, monkeypatch):
+    keys = tmp_path / "s3-credentials"
+    keys.write_text(json.dumps({"access_key": "AK", "secret_key": "SK"}))
+    config = {"password_file": str(tmp_path / "password"), "s3_credentials_file": str(keys), "repositories": [S3]}
+    seen = []
+
+    def fake_run(command, **kwargs):
+        seen.append(command)
+        return pb.subprocess.CompletedProcess(command, 1, "", "dial tcp 127.0.0.1:9: connect: connection refused")
+
+    monkeypatch.setattr(pb, "run", fake_run)
+    with pytest.raises(pb.BackupError, match=r"repository s3 \(.*\) cannot be read \(.*check backup_s3_endpoint\)"):
+        pb.init(config)
+    assert [command[-1] for command in seen] == ["config"], "no restic init after a repository that cannot be read"

@@ -227,6 +227,7 @@ class Restic:
         if repository.get("bucket"):
             credentials = json.loads(Path(config["s3_credentials_file"]).read_text())
         self.name = repository["name"]
+        self.repository = repository
         self.url = repository_url(repository)
         self.env = restic_environment(
             dict(os.environ),
@@ -248,6 +249,33 @@ def repositories(config: dict[str, Any], name: str | None = None) -> list[Restic
     return [Restic(config, repo) for repo in chosen]
 
 
+# What restic says, and the variables that set it.
+_UNREADABLE_CAUSES = (
+    (re.compile(r"wrong password|no key found", re.IGNORECASE), "the password does not open it: check backup_password"),
+    (
+        re.compile(r"InvalidAccessKeyId|SignatureDoesNotMatch|Access Denied|AccessDenied|403 Forbidden", re.IGNORECASE),
+        "the bucket refuses the keys: check backup_s3_access_key and backup_s3_secret_key",
+    ),
+    (
+        re.compile(r"connection refused|no such host|i/o timeout|network is unreachable|dial tcp", re.IGNORECASE),
+        "the endpoint does not answer: check backup_s3_endpoint",
+    ),
+)
+
+
+def unreadable_hint(repository: dict[str, Any], stderr: str) -> str:
+    """Which variables to check when restic cannot read a repository, from restic's own message."""
+    s3 = "bucket" in repository
+    for pattern, hint in _UNREADABLE_CAUSES:
+        if pattern.search(stderr) and (s3 or "backup_s3" not in hint):
+            return hint
+    if s3:
+        return (
+            "check backup_s3_endpoint, backup_s3_bucket, backup_s3_access_key, backup_s3_secret_key and backup_password"
+        )
+    return "check backup_local_repository and backup_password"
+
+
 def init(config: dict[str, Any]) -> int:
     for restic in repositories(config):
         found = restic("cat", "config", capture_output=True)
@@ -255,9 +283,9 @@ def init(config: dict[str, Any]) -> int:
             log(f"repository {restic.name}: exists")
             continue
         if not NOT_A_REPOSITORY.search(found.stderr):
+            hint = unreadable_hint(restic.repository, found.stderr)
             raise BackupError(
-                f"repository {restic.name} ({restic.url}) cannot be read: {found.stderr.strip()[-1000:]} "
-                "(wrong password, wrong keys or unreachable endpoint?)"
+                f"repository {restic.name} ({restic.url}) cannot be read ({hint}): {found.stderr.strip()[-1000:]}"
             )
         made = restic("init", capture_output=True)
         if made.returncode != 0:

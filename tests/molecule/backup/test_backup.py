@@ -222,8 +222,8 @@ def test_a_wrong_password_fails_and_is_never_shown(password):
     result = converge({"backup_password": wrong})
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-4000:]
-    assert "repository local (/var/backups/parrotpark/restic) cannot be read" in " ".join(output.split()), output[
-        -4000:
-    ]
+    flat = " ".join(output.split())
+    assert "repository local (/var/backups/parrotpark/restic) cannot be read" in flat, flat[-4000:]
+    assert "the password does not open it: check backup_password" in flat, flat[-4000:]
     assert wrong not in output
     assert password not in output
