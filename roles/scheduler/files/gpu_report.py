@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -233,6 +233,12 @@ def _number(value: Any, path: str | Path, where: str, field: str, *, positive: b
     return number
 
 
+def _one_of(value: Any, allowed: Collection[str], path: str | Path, where: str, field: str) -> str:
+    if value not in allowed:
+        raise ReportError(path, where, field, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _moment(value: Any, path: str | Path, where: str, field: str) -> datetime:
     if not isinstance(value, str):
         raise ReportError(path, where, field, f"must be an ISO 8601 date and time with an offset, got {value!r}")
@@ -283,9 +289,7 @@ def _session(item: Any, path: str | Path, number: int) -> Session:
     for field in LEDGER_FIELDS:
         if field not in item:
             raise ReportError(path, where, field, f"missing; every session has {', '.join(LEDGER_FIELDS)}")
-    started_by = item["started_by"]
-    if started_by not in STARTERS:
-        raise ReportError(path, where, "started_by", f"must be one of {', '.join(STARTERS)}, got {started_by!r}")
+    started_by = _one_of(item["started_by"], STARTERS, path, where, "started_by")
     started = _moment(item["started"], path, where, "started")
     healthy = None if item["healthy"] is None else _moment(item["healthy"], path, where, "healthy")
     stopped = None if item["stopped"] is None else _moment(item["stopped"], path, where, "stopped")
@@ -369,12 +373,8 @@ def _event(item: Any, path: str | Path, number: int) -> Event:
                 f"missing; every line of the waker's ledger has {', '.join(EVENT_FIELDS)} "
                 f"(and {', '.join(EVENT_OPTIONAL)}, which may be null)",
             )
-    event = item["event"]
-    if event not in EVENTS:
-        raise ReportError(path, where, "event", f"must be one of {', '.join(EVENTS)}, got {event!r}")
-    trigger = item["trigger"]
-    if trigger not in STARTERS:
-        raise ReportError(path, where, "trigger", f"must be one of {', '.join(STARTERS)}, got {trigger!r}")
+    event = _one_of(item["event"], EVENTS, path, where, "event")
+    trigger = _one_of(item["trigger"], STARTERS, path, where, "trigger")
     session = _moment(item["session"], path, where, "session")
     at = _moment(item["at"], path, where, "at")
     if at < session:
@@ -628,9 +628,7 @@ def _unit_prices(data: Any, path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def _unit_price(item: dict[str, Any], path: str | Path, where: str) -> dict[str, Any]:
-    unit = item.get("unit")
-    if unit not in UNITS:
-        raise ReportError(path, where, "unit", f"must be one of {', '.join(UNITS)}, got {unit!r}")
+    unit = _one_of(item.get("unit"), UNITS, path, where, "unit")
     source, day = _dated(item, path, where)
     return {"unit": unit, "eur": _number(item.get("eur"), path, where, "eur"), "source": source, "date": day}
 
