@@ -249,16 +249,22 @@ def repositories(config: dict[str, Any], name: str | None = None) -> list[Restic
     return [Restic(config, repo) for repo in chosen]
 
 
-# What restic says, and the variables that set it.
+# What restic says, the variables that set it, and whether only an S3 repository has them.
 _UNREADABLE_CAUSES = (
-    (re.compile(r"wrong password|no key found", re.IGNORECASE), "the password does not open it: check backup_password"),
+    (
+        re.compile(r"wrong password|no key found", re.IGNORECASE),
+        "the password does not open it: check backup_password",
+        False,
+    ),
     (
         re.compile(r"InvalidAccessKeyId|SignatureDoesNotMatch|Access Denied|AccessDenied|403 Forbidden", re.IGNORECASE),
         "the bucket refuses the keys: check backup_s3_access_key and backup_s3_secret_key",
+        True,
     ),
     (
         re.compile(r"connection refused|no such host|i/o timeout|network is unreachable|dial tcp", re.IGNORECASE),
         "the endpoint does not answer: check backup_s3_endpoint",
+        True,
     ),
 )
 
@@ -266,8 +272,8 @@ _UNREADABLE_CAUSES = (
 def unreadable_hint(repository: dict[str, Any], stderr: str) -> str:
     """Which variables to check when restic cannot read a repository, from restic's own message."""
     s3 = "bucket" in repository
-    for pattern, hint in _UNREADABLE_CAUSES:
-        if pattern.search(stderr) and (s3 or "backup_s3" not in hint):
+    for pattern, hint, s3_only in _UNREADABLE_CAUSES:
+        if pattern.search(stderr) and (s3 or not s3_only):
             return hint
     if s3:
         return (
