@@ -158,6 +158,27 @@ stage_images() {
   pp_images 2>&1 | tee "$PP_CACHE/images.log"
 }
 
+# The lab's stages are the longest chain of a run, and the checks track
+# beside them (molecule last) ends long before: so molecule yields the CPU
+# to the lab. The checks track runs at nice PP_CHECKS_NICE (track_checks);
+# with the engine's cgroupfs driver on cgroup v1 (this machine), molecule's
+# platforms and the containers their engines start share one CPU cgroup
+# whose weight is PP_MOLECULE_CPU_SHARES against 1024 for the engine's other
+# containers (molecule/_shared/create.yml and prepare_engine.yml read
+# PP_MOLECULE_CGROUP_PARENT). A weight only decides who waits when both
+# want the CPU: idle CPU still goes to molecule.
+molecule_cpu_weight() {
+  local dir=/sys/fs/cgroup/cpu/parrotpark-molecule shares=${PP_MOLECULE_CPU_SHARES:-256}
+  unset PP_MOLECULE_CGROUP_PARENT
+  if [ "$(docker info --format '{{.CgroupDriver}} {{.CgroupVersion}}' 2>/dev/null)" != "cgroupfs 1" ] ||
+    ! { mkdir -p "$dir" && echo "$shares" >"$dir/cpu.shares"; } 2>/dev/null; then
+    echo "molecule runs at the engine's default CPU weight (a cgroup of its own needs cgroup v1 and the cgroupfs driver)"
+    return 0
+  fi
+  export PP_MOLECULE_CGROUP_PARENT=/parrotpark-molecule
+  echo "molecule's containers run in the CPU cgroup $PP_MOLECULE_CGROUP_PARENT (weight $shares against 1024)"
+}
+
 # Scenarios run PP_MOLECULE_JOBS at a time (default 3: most of a scenario is
 # waiting for image pulls, packages and services). Each one writes its own
 # log under .cache/molecule/; a failed scenario's log is printed in full.
@@ -169,6 +190,7 @@ stage_molecule() {
   local scenario rc=0 jobs=${PP_MOLECULE_JOBS:-3} logs=$PP_CACHE/molecule
   pp_images >/dev/null || return 1 # cheap when warm; lets `test.sh molecule` run alone
   mkdir -p "$logs" || return 1
+  molecule_cpu_weight
   run_scenario() {
     local started status
     started=$(date +%s)
@@ -280,6 +302,7 @@ if { wanted lab || wanted gpu-gateway; } && ! wanted lab-down; then stages+=(lab
 # lint ... integration one after the other, then molecule once the images are there.
 track_checks() {
   local stage
+  renice -n "${PP_CHECKS_NICE:-10}" -p "$BASHPID" >/dev/null || true # see stage_molecule
   for stage in "${CHECK_STAGES[@]}"; do
     if wanted "$stage"; then run_stage "$stage"; fi
   done
