@@ -224,7 +224,7 @@ def entrance_argv(config: LabConfig) -> list[str]:
         "run", "-d", "--name", ENTRANCE, "--hostname", "entrance", "--network", NETWORK,
         "--label", f"{LAB_LABEL}=true", "--label", f"{LAYOUT_LABEL}={config.layout}", "--restart", "unless-stopped",
         *SYSTEMD_FLAGS,
-        "-v", f"{ENTRANCE_VOLUME}:/var/lib/docker", "-p", f"127.0.0.1:{config.https_port}:443",
+        "-v", f"{ENTRANCE_VOLUME}:/var/lib/docker", "-p", f"127.0.0.1:{config.https_port}:{config.https_port}",
         ENTRANCE_IMAGE,
     ]  # fmt: skip
 
@@ -280,6 +280,15 @@ def start_entrance(config: LabConfig) -> None:
         running = layout_name(running or "default")  # an entrance started before the rename says seeds
         if running != config.layout:
             raise LabError(f"the lab runs the {running} layout, not {config.layout}: remove it first (make lab-down)")
+        # The port is the stack's parrotpark_https_port, the same inside: an entrance started with another one
+        # (or by a lab that published the inside's 443) would send every login to a port Caddy is not on.
+        wanted = f"{config.https_port}/tcp -> 127.0.0.1:{config.https_port}"
+        published = [line.strip() for line in docker("port", ENTRANCE).stdout.splitlines() if line.strip()]
+        if wanted not in published:
+            raise LabError(
+                f"the entrance publishes {', '.join(published) or 'nothing'}, not {wanted} (PARROTPARK_LAB_HTTPS_PORT):"
+                " remove it first (make lab-down)"
+            )
         docker("container", "start", ENTRANCE)
     else:
         log(f"starting the entrance container {ENTRANCE} ({config.layout} layout)")
@@ -293,6 +302,8 @@ def start_entrance(config: LabConfig) -> None:
 def site_environ(config: LabConfig, environ: dict[str, str] | None = None) -> dict[str, str]:
     """ansible-playbook's environment: the layout's settings that come from outside the inventory."""
     env = dict(os.environ if environ is None else environ)
+    # The entrance's HTTPS port is the stack's (parrotpark_https_port in the inventory): the public URLs carry it.
+    env["PARROTPARK_LAB_HTTPS_PORT"] = str(config.https_port)
     # The lab's hosts trust what this machine trusts (a TLS-inspecting proxy's CA included), as the images do.
     if not env.get("PARROTPARK_EXTRA_CA_BUNDLE") and HOST_CA_BUNDLE.is_file() and HOST_CA_BUNDLE.stat().st_size:
         env["PARROTPARK_EXTRA_CA_BUNDLE"] = str(HOST_CA_BUNDLE)

@@ -24,6 +24,9 @@ BAD = {
     "timeout": ({"parrotpark_gpu_ssh_timeout": 0}, r"parrotpark_gpu_create_timeout and parrotpark_gpu_ssh_timeout"),
     "smoke url": ({"parrotpark_gpu_smoke_url": "localhost:4000"}, r"parrotpark_gpu_smoke_url must be empty"),
     "wrong type": ({"parrotpark_gpu_create_timeout": "soon"}, r"parrotpark_gpu_create_timeout"),
+    "https port is http": ({"parrotpark_https_port": 80}, r"parrotpark_https_port must be a port from 1 to 65535 other"),
+    "https port too high": ({"parrotpark_https_port": 70000}, r"parrotpark_https_port must be a port from 1 to 65535"),
+    "https port a word": ({"parrotpark_https_port": "https"}, r"parrotpark_https_port"),
     # The cache volume (parrotpark_gpu_cache_volume_*): 0 (off), or a size an SBS volume can have.
     "cache too small": ({"parrotpark_gpu_cache_volume_size": 5}, r"parrotpark_gpu_cache_volume_size must be 0"),
     "cache too big": ({"parrotpark_gpu_cache_volume_size": 20000}, r"parrotpark_gpu_cache_volume_size must be 0"),
@@ -96,14 +99,15 @@ def test_good_settings_pass_the_checks(tmp_path):
         "parrotpark_gpu_smoke_url": "https://api.example.org",
         "parrotpark_gpu_private_cidrs": ["172.16.4.0/22", "fd00:4::/64"],
         "parrotpark_entrance_public_ipv4": "203.0.113.10",
+        "parrotpark_https_port": "8443",
     }
     playbook = tmp_path / "contract.yml"
     playbook.write_text(
         "- hosts: entrance\n  gather_facts: false\n  roles: [parrotpark.llm.parrotpark]\n"
         "  tasks:\n    - ansible.builtin.debug:\n        msg: 'zones {{ parrotpark_gpu_zones }} state "
-        "{{ _parrotpark_scheduler_state_dir }}'\n"
+        "{{ _parrotpark_scheduler_state_dir }} port {{ parrotpark_https_port }}'\n"
     )
     result = run_playbook("-i", str(inventory(tmp_path, {"e1": variables})), str(playbook), cwd=ROOT)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "zones ['nl-ams-1'] state /var/lib/parrotpark/scheduler" in output, output
+    assert "zones ['nl-ams-1'] state /var/lib/parrotpark/scheduler port 8443" in output, output

@@ -37,6 +37,13 @@ ENTRANCE = lab.ENTRANCE
 MONGO = lab.MONGO
 DOMAIN = lab.DOMAIN
 HTTPS_PORT = CONFIG.https_port
+
+
+def site_url(site: str) -> str:
+    """A site's public URL as the lab's stack writes it: with the lab's HTTPS port when it is not 443."""
+    return f"https://{site}.{DOMAIN}" + ("" if HTTPS_PORT == 443 else f":{HTTPS_PORT}")
+
+
 FAKE = CONFIG.fake_url
 CHAT_MODEL = "mistral-nemo-12b"
 LAB_CA = ROOT / ".cache" / "lab-ca.crt"
@@ -135,7 +142,7 @@ def lab_ca() -> str:
 
 def openai_client():
     return openai.OpenAI(
-        base_url=f"https://api.{DOMAIN}/v1",
+        base_url=site_url("api") + "/v1",
         api_key=api_key(),
         http_client=openai.DefaultHttpxClient(verify=ssl.create_default_context(cafile=lab_ca()), timeout=60),
         max_retries=0,
@@ -261,7 +268,7 @@ def exchange_code(session: requests.Session, location: str, redirect_uri: str, c
     code = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)["code"][0]
     client_secret = (SECRETS / ENTRANCE / "keycloak-librechat-client-secret").read_text().strip()
     token = session.post(
-        f"https://auth.{DOMAIN}/realms/parrotpark/protocol/openid-connect/token",
+        site_url("auth") + "/realms/parrotpark/protocol/openid-connect/token",
         data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
         auth=("librechat", client_secret),
         timeout=30,
@@ -282,8 +289,8 @@ def librechat_client_login(username: str = "lab", password: str | None = None) -
     session = requests.Session()
     # Per request: a session's verify loses against REQUESTS_CA_BUNDLE.
     ca = lab_ca()
-    redirect_uri = f"https://chat.{DOMAIN}/oauth/openid/callback"
-    auth = f"https://auth.{DOMAIN}/realms/parrotpark/protocol/openid-connect/auth"
+    redirect_uri = site_url("chat") + "/oauth/openid/callback"
+    auth = site_url("auth") + "/realms/parrotpark/protocol/openid-connect/auth"
     query = {"client_id": "librechat", "response_type": "code", "scope": "openid", "redirect_uri": redirect_uri}
     url = requests.Request("GET", auth, params=query).prepare().url
     location = keycloak_login(session, url, ca, username, password)

@@ -30,7 +30,6 @@ import openai
 import pytest
 import requests
 from lab_support import (
-    DOMAIN,
     DOWN_TIMEOUT,
     ENTRANCE,
     HTTP_GET,
@@ -59,6 +58,7 @@ from lab_support import (
     openai_client,
     run_unit,
     site_run,
+    site_url,
     wait_for_metric_rows,
     wait_for_window,
 )
@@ -77,7 +77,7 @@ def gpu_env(container: str, name: str) -> str:
 
 
 def chat_site(path: str) -> requests.Response:
-    return requests.get(f"https://chat.{DOMAIN}{path}", timeout=30, verify=lab_ca(), allow_redirects=False)
+    return requests.get(site_url("chat") + path, timeout=30, verify=lab_ca(), allow_redirects=False)
 
 
 def test_lab_starts_with_nothing_billable():
@@ -163,11 +163,12 @@ def test_lab_user_logs_in_to_the_chat_on_the_gpu_through_keycloak():
     start = chat_site("/oauth/openid")
     assert start.status_code == 302, start.text[:300]
     location = start.headers["Location"]
-    assert location.startswith(f"https://auth.{DOMAIN}/realms/parrotpark/protocol/openid-connect/auth?"), location
+    # The public URLs carry the lab's HTTPS port (parrotpark_https_port), so a browser comes back to it.
+    assert location.startswith(site_url("auth") + "/realms/parrotpark/protocol/openid-connect/auth?"), location
     query = urllib.parse.parse_qs(urllib.parse.urlparse(location).query)
     assert query["client_id"] == ["librechat"], query
     redirect_uri = query["redirect_uri"][0]
-    assert redirect_uri == f"https://chat.{DOMAIN}/oauth/openid/callback", redirect_uri
+    assert redirect_uri == site_url("chat") + "/oauth/openid/callback", redirect_uri
     session = requests.Session()
     ca = lab_ca()
     back = keycloak_login(session, location, ca)
@@ -225,7 +226,8 @@ def wait_until(predicate, timeout: float, what: str, pause: float = 3):
 
 
 def chat_url(path: str) -> str:
-    return f"https://chat.{DOMAIN}{path}"
+    """As a browser has it: with the lab's HTTPS port (the Host and Origin the waker compares carry it)."""
+    return site_url("chat") + path
 
 
 def load_page(path: str = "/") -> requests.Response:

@@ -13,8 +13,9 @@ From outside the entrance:
   SNI): every probed path that answers (2xx, 3xx or 401) is in the site's
   allowlist below, and every known-sensitive path is refused (on the api and
   auth sites by Caddy itself: 404 "Not found", nothing from the upstream);
-- the ports: the entrance publishes 443 only; inside it no container
-  publishes anything but Caddy's 80 and 443 on a wildcard address (the rest
+- the ports: the entrance publishes its HTTPS port only (the stack's
+  parrotpark_https_port, the same inside); inside it no container
+  publishes anything but Caddy's 80 and that port on a wildcard address (the rest
   on loopback or the private address); and from another machine of the lab
   network the entrance refuses Keycloak's management port, vLLM's and Caddy's
   internal route ports, LiteLLM's, LibreChat's, Keycloak's HTTP port, Caddy's
@@ -36,7 +37,20 @@ from dataclasses import dataclass
 from functools import cache
 
 import pytest
-from lab_support import DOMAIN, ENTRANCE, HTTPS_PORT, LAYOUT, ROOT, caddy_image, entrance, lab, lab_address, lab_ca, sh
+from lab_support import (
+    DOMAIN,
+    ENTRANCE,
+    HTTPS_PORT,
+    LAYOUT,
+    ROOT,
+    caddy_image,
+    entrance,
+    lab,
+    lab_address,
+    lab_ca,
+    sh,
+    site_url,
+)
 
 PROBE_HEADERS = {"X-Parrotpark-Probe": "public-surface", "Accept": "*/*"}
 ANSWERING = "2xx, 3xx or 401"
@@ -261,7 +275,7 @@ def test_the_sites_still_serve_their_clients(answers):
     by_path = {(p.site, p.method, p.path): a for p, a in answers.items()}
     discovery = by_path[("auth", "GET", "/realms/parrotpark/.well-known/openid-configuration")]
     assert discovery.status == 200, discovery
-    assert json.loads(discovery.body)["issuer"] == f"https://auth.{DOMAIN}/realms/parrotpark"
+    assert json.loads(discovery.body)["issuer"] == site_url("auth") + "/realms/parrotpark"  # with the lab's port
     token = by_path[("auth", "POST", "/realms/parrotpark/protocol/openid-connect/token")]
     assert token.status in (400, 401), token  # Keycloak's own answer (invalid_grant or invalid_client), not Caddy's
     assert not token.caddy_refusal
@@ -283,7 +297,7 @@ CLOSED_PORTS = [9000, 8000, 8001, 2019, 3080, 4000, 8080, 8089, 8383]
 # PostgreSQL listens on the private address (the GPU server's Telegraf, the gateway on the GPU server):
 # never on a wildcard address, never published by the entrance.
 PRIVATE_ONLY_PORTS = [5432]
-PUBLIC_PORTS = [80, 443]
+PUBLIC_PORTS = [80, HTTPS_PORT]
 
 
 def publications(ports_column: str) -> list[tuple[str, int]]:
@@ -308,7 +322,7 @@ def test_the_entrance_publishes_only_https():
     lines = sh("docker", "port", ENTRANCE).stdout.split("\n")
     published = sorted({line.split(" ->")[0].strip() for line in lines if "->" in line})
     FIGURES["ports published by the entrance"] = len(published)
-    assert published == ["443/tcp"], published
+    assert published == [f"{HTTPS_PORT}/tcp"], published  # the same port inside: the public URLs carry it
     host_ports = {int(line.rsplit(":", 1)[1]) for line in lines if "->" in line}
     assert host_ports == {HTTPS_PORT}, host_ports
 
@@ -354,11 +368,11 @@ print(json.dumps(result))
 def test_sensitive_ports_are_closed_from_the_network():
     """From another machine of the lab network (the fake cloud's container), as a neighbour would try."""
     address = lab_address(ENTRANCE)
-    ports = [443, *CLOSED_PORTS]
+    ports = [HTTPS_PORT, *CLOSED_PORTS]
     out = sh("docker", "exec", lab.FAKESCW, "python3", "-c", PORT_PROBE, address, *map(str, ports)).stdout
     states = {int(port): state for port, state in json.loads(out).items()}
     # The probe works: the public HTTPS port answers.
-    assert states[443] == "open", states
+    assert states[HTTPS_PORT] == "open", states
     open_ports = [port for port in CLOSED_PORTS if states[port] == "open"]
     FIGURES["sensitive ports probed"] = len(CLOSED_PORTS)
     FIGURES["sensitive ports refused"] = len(CLOSED_PORTS) - len(open_ports)
@@ -412,7 +426,7 @@ def test_the_firewall_admits_the_private_network_only():
         public = json.loads(sh("docker", "inspect", "--format", "{{json .NetworkSettings.Networks}}", ENTRANCE).stdout)[
             FIREWALL_NETWORK
         ]["IPAddress"]
-        ports = ["443", str(HOST_LISTENER_PORT), str(PUBLISHED_PROBE_PORT)]
+        ports = [str(HTTPS_PORT), str(HOST_LISTENER_PORT), str(PUBLISHED_PROBE_PORT)]
         private_probe = ("docker", "exec", lab.FAKESCW, "python3", "-c", PORT_PROBE, lab_address(ENTRANCE), *ports)
         public_probe = ("docker", "run", "--rm", "--network", FIREWALL_NETWORK, lab.FAKESCW_IMAGE, "python3", "-c")
         deadline = time.monotonic() + 30  # the listeners start in the background
@@ -424,7 +438,7 @@ def test_the_firewall_admits_the_private_network_only():
         # The listeners are up: the private network reaches them.
         assert from_private == dict.fromkeys(ports, "open"), from_private
         # From elsewhere: HTTPS only.
-        assert from_public == {"443": "open", ports[1]: "closed", ports[2]: "closed"}, from_public
+        assert from_public == {ports[0]: "open", ports[1]: "closed", ports[2]: "closed"}, from_public
         FIGURES["firewall: listeners refused from a public network"] = 2
     finally:
         entrance("docker", "rm", "-f", PROBE_CONTAINER, check=False)

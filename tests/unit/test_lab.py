@@ -148,14 +148,15 @@ def test_fakescw_run_command():
 
 @pytest.mark.parametrize("layout", ["default", "gpu-gateway"])
 def test_entrance_run_command(layout):
-    argv = lab.entrance_argv(lab.LabConfig(layout=layout, https_port=443))
+    """The entrance's HTTPS port is the same inside (Caddy listens on the stack's parrotpark_https_port)."""
+    argv = lab.entrance_argv(lab.LabConfig(layout=layout, https_port=9443))
     assert argv == [
         "run", "-d", "--name", "parrotpark-lab-entrance", "--hostname", "entrance", "--network", "parrotpark-lab",
         "--label", "parrotpark.lab=true", "--label", f"parrotpark.lab.layout={layout}", "--restart", "unless-stopped",
         "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "SYS_PTRACE",
         "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
         "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/tmp",
-        "-v", "parrotpark-lab-entrance-docker:/var/lib/docker", "-p", "127.0.0.1:443:443",
+        "-v", "parrotpark-lab-entrance-docker:/var/lib/docker", "-p", "127.0.0.1:9443:9443",
         "parrotpark/lab-base-trixie:current",
     ]  # fmt: skip
 
@@ -188,12 +189,37 @@ def test_existing_entrance_labelled_seeds_is_started_in_the_gpu_gateway_layout(f
         {
             ("container", "inspect"): ("[]", 0),
             ("inspect", "-f"): ("seeds\n", 0),
+            ("port", lab.ENTRANCE): ("8443/tcp -> 127.0.0.1:8443\n", 0),
             ("exec", lab.ENTRANCE, "systemctl"): ("running\n", 0),
         }
     )
     lab.start_entrance(lab.LabConfig.from_environ({"PARROTPARK_LAB_LAYOUT": "gpu-gateway"}))
     assert ("container", "start", lab.ENTRANCE) in docker.calls
     assert not [call for call in docker.calls if call[0] == "run"]
+
+
+@pytest.mark.parametrize(
+    ("published", "what"),
+    [
+        (
+            "443/tcp -> 127.0.0.1:8443\n",
+            "443/tcp -> 127.0.0.1:8443",
+        ),  # started by a lab before the port was the stack's
+        ("9443/tcp -> 127.0.0.1:9443\n", "9443/tcp -> 127.0.0.1:9443"),  # another PARROTPARK_LAB_HTTPS_PORT
+        ("", "nothing"),
+    ],
+)
+def test_existing_entrance_on_another_port_is_refused(fake_docker, published, what):
+    docker = fake_docker(
+        {("container", "inspect"): ("[]", 0), ("inspect", "-f"): ("default\n", 0), ("port",): (published, 0)}
+    )
+    with pytest.raises(lab.LabError) as caught:
+        lab.start_entrance(lab.LabConfig(layout="default"))
+    assert str(caught.value) == (
+        f"the entrance publishes {what}, not 8443/tcp -> 127.0.0.1:8443 (PARROTPARK_LAB_HTTPS_PORT):"
+        " remove it first (make lab-down)"
+    )
+    assert ("container", "start", lab.ENTRANCE) not in docker.calls
 
 
 def test_status_reads_a_seeds_label_as_the_gpu_gateway_layout(fake_docker, monkeypatch, capsys):
@@ -257,8 +283,12 @@ def test_default_layout_trusts_the_hosts_bundle(fake_docker, tmp_path, monkeypat
     bundle = tmp_path / "ca-certificates.crt"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     monkeypatch.setattr(lab, "HOST_CA_BUNDLE", bundle)
-    env = lab.site_environ(lab.LabConfig(), {"PARROTPARK_LAB_TIMERS": "off"})
-    assert env == {"PARROTPARK_LAB_TIMERS": "off", "PARROTPARK_EXTRA_CA_BUNDLE": str(bundle)}
+    env = lab.site_environ(lab.LabConfig(https_port=9443), {"PARROTPARK_LAB_TIMERS": "off"})
+    assert env == {
+        "PARROTPARK_LAB_TIMERS": "off",
+        "PARROTPARK_EXTRA_CA_BUNDLE": str(bundle),
+        "PARROTPARK_LAB_HTTPS_PORT": "9443",  # the inventory's parrotpark_https_port
+    }
     assert docker.calls == []
 
 

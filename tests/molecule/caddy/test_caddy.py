@@ -173,9 +173,10 @@ def test_container_runs_as_configured(container, role_vars):
 def test_ports_published_on_the_given_addresses(container, role_vars):
     bindings = container["HostConfig"]["PortBindings"]
     addresses = sorted(role_vars["caddy_bind_addresses"])
-    expected = {"80/tcp": role_vars["caddy_http_port"], "443/tcp": role_vars["caddy_https_port"]}
+    https_port = role_vars["caddy_https_port"]  # the same port inside the container
+    expected = {"80/tcp": role_vars["caddy_http_port"], f"{https_port}/tcp": https_port}
     if role_vars["caddy_http3"]:
-        expected["443/udp"] = role_vars["caddy_https_port"]
+        expected[f"{https_port}/udp"] = https_port
     assert set(bindings) == set(expected)
     for port, host_port in expected.items():
         if addresses:
@@ -266,8 +267,9 @@ def test_http_redirects_to_https(host, role_vars):
     result = host.run(f"curl -sS -i --max-time 10 --resolve {site}:{port}:127.0.0.1 http://{site}:{port}/some/path")
     response = parse_curl(result)
     assert response.status == 308, result.stdout + result.stderr
-    # Caddy redirects to the standard HTTPS port (the one inside the container).
-    assert response.headers["location"] == f"https://{site}/some/path"
+    # Caddy redirects to its HTTPS port, written in the URL when it is not 443.
+    https_port = role_vars["caddy_https_port"]
+    assert response.headers["location"] == f"https://{site}{'' if https_port == 443 else f':{https_port}'}/some/path"
 
 
 def test_routing_by_host_name(host, role_vars, lab_ca):
