@@ -58,6 +58,8 @@ def role_vars(host) -> dict[str, Any]:
     """Role defaults overlaid with the scenario's inventory; host names derived from the domain."""
     inventory = host.ansible.get_variables()
     merged = {key: inventory.get(key, value) for key, value in DEFAULTS.items()}
+    # The default port is the stack's (a template in the defaults): the value the role computes.
+    merged["caddy_https_port"] = int(inventory.get("caddy_https_port", inventory.get("parrotpark_https_port", 443)))
     merged["caddy_domain"] = inventory["caddy_domain"]
     for name in BUILTIN_SITES:
         key = f"caddy_{name}_host"
