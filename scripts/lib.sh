@@ -115,7 +115,8 @@ pp_ensure_engine() {
 
 # Everything a command of this project needs before it can run.
 pp_setup() {
-  pp_apt_install debootstrap shellcheck
+  # chromium: the lab's browser test (tests/lab/test_browser.py, driven by Playwright).
+  pp_apt_install debootstrap shellcheck chromium
   command -v mvn >/dev/null 2>&1 || pp_apt_install maven # fetches the Keycloak distribution
   pp_ensure_venv
   pp_activate
