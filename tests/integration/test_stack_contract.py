@@ -24,7 +24,7 @@ BAD = {
     "timeout": ({"parrotpark_gpu_ssh_timeout": 0}, r"parrotpark_gpu_create_timeout and parrotpark_gpu_ssh_timeout"),
     "smoke url": ({"parrotpark_gpu_smoke_url": "localhost:4000"}, r"parrotpark_gpu_smoke_url must be empty"),
     "wrong type": ({"parrotpark_gpu_create_timeout": "soon"}, r"parrotpark_gpu_create_timeout"),
-    "https port is http": ({"parrotpark_https_port": 80}, r"parrotpark_https_port must be a port from 1 to 65535 other"),
+    "https port is http": ({"parrotpark_https_port": 80}, r"parrotpark_https_port must be a port from 1 to 65535 oth"),
     "https port too high": ({"parrotpark_https_port": 70000}, r"parrotpark_https_port must be a port from 1 to 65535"),
     "https port a word": ({"parrotpark_https_port": "https"}, r"parrotpark_https_port"),
     # The cache volume (parrotpark_gpu_cache_volume_*): 0 (off), or a size an SBS volume can have.
