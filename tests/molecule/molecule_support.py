@@ -2,7 +2,8 @@
 
 - `resolve`: the role's defaults overlaid with the scenario's variables,
   rendered the way Ansible would (the defaults use `default`, `~`, a few
-  filters and the password lookup, which reads the file the role created);
+  filters, the collection's `site_url`, and the password lookup, which reads
+  the file the role created);
 - `converge` / `recap_changed`: run the scenario's converge playbook again
   with extra variables, and read how many tasks it changed;
 - `inspect_container` / `wait_healthy`: a container's `docker inspect` on the
@@ -27,6 +28,12 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
+COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
+if str(COLLECTIONS) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS))
+
+from ansible_collections.parrotpark.llm.plugins.filter.site_url import site_url  # noqa: E402
+
 
 def _password_lookup(name: str, path: str, **_ignored: Any) -> str:
     """What ansible.builtin.password returns for a file it created: the file's first word."""
@@ -37,6 +44,8 @@ def _password_lookup(name: str, path: str, **_ignored: Any) -> str:
 ENV = jinja2.Environment(undefined=jinja2.ChainableUndefined)
 ENV.globals["lookup"] = _password_lookup
 ENV.filters["regex_replace"] = lambda value, pattern, replacement: re.sub(pattern, replacement, value)
+# The collection's own filter that the keycloak and librechat defaults use for their public URLs.
+ENV.filters["parrotpark.llm.site_url"] = site_url
 
 
 def _templates(value: Any) -> list[str]:
