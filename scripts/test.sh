@@ -250,13 +250,13 @@ lab_in_layout() {
 }
 
 # The default layout (gateway and chat on the entrance), faults included, and
-# a real browser's login (screenshots in .cache/browser/); then the same lab on demand, the cost report of what it did and the public
-# surface, and no secret in any log (the restart handlers once printed
+# a real browser's login (screenshots in .cache/browser/); then the same lab
+# on demand, the cost report of what it did and the public surface, and no secret in any log (the restart handlers once printed
 # LiteLLM's keys with -v: tests/unit/test_no_log_containers.py keeps them hidden);
 # last, the restore drill, which replaces the entrance with a restored one.
 stage_lab() {
-  lab_in_layout default tests/lab/test_e2e.py tests/lab/test_browser.py tests/lab/test_e2e_on_demand.py tests/lab/test_e2e_report.py \
-    tests/lab/test_public_surface.py tests/lab/test_entrance_upkeep.py tests/lab/test_alerts.py \
+  lab_in_layout default tests/lab/test_e2e.py tests/lab/test_browser.py tests/lab/test_e2e_on_demand.py \
+    tests/lab/test_e2e_report.py tests/lab/test_public_surface.py tests/lab/test_entrance_upkeep.py tests/lab/test_alerts.py \
     tests/lab/test_secrets_not_logged.py tests/lab/test_restore_drill.py
 }
 

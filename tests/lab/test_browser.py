@@ -23,7 +23,7 @@ import urllib.parse
 
 import pytest
 import requests
-from lab_support import DOMAIN, ROOT, exchange_code, lab_ca, only_in_layout, site_url
+from lab_support import DOMAIN, ROOT, SECRETS, exchange_code, lab_ca, only_in_layout, site_url
 
 pytestmark = only_in_layout("default")
 
@@ -56,7 +56,7 @@ def page():
 
 
 def test_the_lab_user_logs_in_through_keycloak_and_comes_back_on_the_labs_port(page):
-    password = (ROOT / "inventories" / "lab" / "secrets" / "lab-user-password").read_text().strip()
+    password = (SECRETS / "lab-user-password").read_text().strip()
     chat, auth = site_url("chat"), site_url("auth")
 
     page.goto(chat + "/")
