@@ -232,7 +232,10 @@ def test_timer_run_writes_the_previous_month_on_the_first(tmp_path):
     settings = installed(tmp_path, fake_psql(tmp_path, [], fail="could not connect to server"))
     assert gr.run_installed(settings, arguments(timer=True), now=datetime(2025, 12, 1, 5, tzinfo=UTC)) == 0
     written = sorted(path.name for path in (tmp_path / "reports").iterdir() if not path.name.startswith("."))
-    assert written == ["2025-11", "2025-12"]
+    assert written == ["2025-11", "2025-12", "index.html"]
+    # The reports page opens on the index: newest month first, each linked to its page.
+    index = (tmp_path / "reports" / "index.html").read_text()
+    assert index.index('href="2025-12/report.html"') < index.index('href="2025-11/report.html"'), index
     november = json.loads((tmp_path / "reports" / "2025-11" / "report.json").read_text())
     assert november["usage_available"] is False and november["gpu_eur"] > 0
     assert any("could not connect to server" in note for note in november["notes"])
@@ -265,3 +268,44 @@ def test_check_prices(capsys):
     assert gr.main(["check-prices", str(FIXTURES / "prices.yml")]) == 0
     assert "hosted offers" in capsys.readouterr().out
     assert gr.main(["check-prices", str(FIXTURES / "usage.csv")]) == 2
+
+
+def test_index_lists_the_months_with_a_report_newest_first(tmp_path):
+    """write_index: month folders with a report.json only, newest first, with the total, the tokens, euros per
+    million tokens and the verdict (escaped); a report.json that cannot be read is listed as such."""
+    reports = tmp_path / "reports"
+    for month, total, prompt, completion, per_million, summary in (
+        ("2025-10", "12.5", 1000, 500, "8333.33", "This stack <b>as run</b> was the cheapest"),
+        ("2025-11", "0.006", 0, 0, None, "No traffic"),
+    ):
+        (reports / month).mkdir(parents=True)
+        (reports / month / "report.json").write_text(
+            json.dumps(
+                {
+                    "total_eur": total,
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "eur_per_million_tokens": per_million,
+                    "summary": summary,
+                }
+            )
+        )
+    (reports / "2025-12").mkdir()  # no report yet: not listed
+    (reports / "2025-09").mkdir()
+    (reports / "2025-09" / "report.json").write_text("{not json")
+    (reports / "scratch").mkdir()  # not a month
+    (reports / "scratch" / "report.json").write_text("{}")
+    index = gr.write_index(reports).read_text()
+    months = [month for month in ("2025-12", "2025-11", "2025-10", "2025-09", "scratch") if f'href="{month}/' in index]
+    assert months == ["2025-11", "2025-10", "2025-09"], index
+    assert index.index("2025-11") < index.index("2025-10") < index.index("2025-09")
+    assert "<td>€12.50</td><td>1,500</td><td>€8,333.33</td>" in index, index
+    assert "<td>€0.01</td><td>0</td><td>n/a</td><td>No traffic</td>" in index, index
+    assert "This stack &lt;b&gt;as run&lt;/b&gt; was the cheapest" in index
+    assert "report.json cannot be read" in index
+    assert oct((reports / "index.html").stat().st_mode & 0o777) == "0o644"
+    assert not [path for path in reports.iterdir() if path.name.startswith(".index.")]
+
+
+def test_index_says_when_there_is_no_report(tmp_path):
+    assert "No report yet" in gr.write_index(tmp_path).read_text()

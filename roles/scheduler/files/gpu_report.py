@@ -1671,6 +1671,70 @@ def write(report: dict[str, Any], out: str | Path) -> Path:
     return target
 
 
+MONTH_FOLDER = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+INDEX = "index.html"
+
+
+def write_index(folder: str | Path) -> Path:
+    """Write ``index.html`` in the reports directory: every month folder that holds a ``report.json``, newest first,
+    with its total, tokens, euros per million tokens and the one-sentence verdict, linked to its pages. The web
+    page of the reports (the reports role) opens on it. Replaced atomically; folders without a report are left
+    out, a report.json that cannot be read is listed as such."""
+    root = Path(folder)
+    rows = []
+    for month_dir in sorted((path for path in root.iterdir() if path.is_dir()), reverse=True):
+        if not MONTH_FOLDER.fullmatch(month_dir.name) or not (month_dir / FILES["json"]).is_file():
+            continue
+        month = html.escape(month_dir.name)
+        links = " ".join(
+            f'<a href="{month}/{name}">{label}</a>'
+            for label, name in (("page", FILES["html"]), ("JSON", FILES["json"]), ("CSV", FILES["csv"]))
+        )
+        try:
+            report = json.loads((month_dir / FILES["json"]).read_text(encoding="utf-8"))
+            cells = [
+                _eur(Decimal(str(report["total_eur"]))),
+                f"{int(report['prompt_tokens']) + int(report['completion_tokens']):,}",
+                _eur(
+                    None if report["eur_per_million_tokens"] is None else Decimal(str(report["eur_per_million_tokens"]))
+                ),
+                html.escape(str(report.get("summary", ""))),
+            ]
+        except (OSError, ValueError, KeyError, TypeError, InvalidOperation) as exc:
+            cells = ["", "", "", html.escape(f"report.json cannot be read: {exc}")]
+        rows.append(
+            f'<tr><td><a href="{month}/{FILES["html"]}">{month}</a></td>'
+            + "".join(f"<td>{cell}</td>" for cell in cells)
+            + f"<td>{links}</td></tr>"
+        )
+    body = (
+        "<table><tr><th>month</th><th>total</th><th>tokens</th><th>per million tokens</th><th>verdict</th>"
+        "<th>files</th></tr>" + "".join(rows) + "</table>"
+        if rows
+        else "<p>No report yet: the timer writes one every week and month, "
+        "<code>parrotpark-gpu report</code> at once.</p>"
+    )
+    page = (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>GPU cost and usage reports</title>'
+        "<style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:left;"
+        "vertical-align:top}th{background:#f3f3f3}</style></head><body><h1>GPU cost and usage reports</h1>"
+        f"{body}</body></html>\n"
+    )
+    target = root / INDEX
+    handle, staging = tempfile.mkstemp(prefix=".index.", dir=root)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(page)
+        os.chmod(staging, 0o644)
+        os.replace(staging, target)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
+    return target
+
+
 def run(
     ledger: str,
     usage: str | UsageFromDatabase,
@@ -1807,6 +1871,8 @@ def run_installed(settings: dict[str, Any], args: Any, now: datetime | None = No
             ledger_optional=not ledger_given,
         )
         status = max(status, code)
+        if code == 0 and out_root and Path(out).parent == Path(out_root):
+            write_index(out_root)
     return status
 
 
