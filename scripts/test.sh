@@ -116,7 +116,8 @@ stage_build() {
     filter:vllm_settings:fits filter:vllm_command:settings filter:systemd_calendar:time_zone \
     filter:litellm_model_list:upstream_host filter:litellm_fallbacks:fallback_name role:_common:_common_wait_kind \
     module:scaleway_security_group:dest_port_from role:firewall:firewall_private_networks \
-    role:unattended_upgrades:unattended_upgrades_reboot_time role:alerts:alerts_webhook_url; do
+    role:unattended_upgrades:unattended_upgrades_reboot_time role:alerts:alerts_webhook_url \
+    role:reports:reports_allowed_role; do
     IFS=: read -r kind plugin expect <<<"$plugin"
     doc=$(ANSIBLE_COLLECTIONS_PATH=$out/collections ansible-doc -t "$kind" "parrotpark.llm.$plugin") || return 1
     if [[ $doc != *"$expect"* ]]; then

@@ -47,6 +47,18 @@ CASES = {
         [r"keycloak_librechat_redirect_uris must list at least one https:// URL"],
     ),
     "master realm": ({"keycloak_realm": "master"}, [r"keycloak_realm must be a realm name other than master"]),
+    "reports redirect URI not https": (
+        {"keycloak_reports_redirect_uris": ["http://chat.example.test/reports/oauth2/callback"]},
+        [r"keycloak_reports_redirect_uris must list at least one https:// URL", r"/reports/oauth2/callback"],
+    ),
+    "reports role with a space": (
+        {"keycloak_reports_role": "cost admin"},
+        [r"keycloak_reports_role must be a role name"],
+    ),
+    "reports client id with a space": (
+        {"keycloak_reports_client_id": "parrotpark reports"},
+        [r"keycloak_reports_client_id must be empty or a client id"],
+    ),
     "client id with a space": (
         {"keycloak_librechat_client_id": "libre chat"},
         [r"keycloak_librechat_client_id must be a client id"],

@@ -47,6 +47,8 @@ def site_url(site: str) -> str:
 FAKE = CONFIG.fake_url
 CHAT_MODEL = "mistral-nemo-12b"
 LAB_CA = ROOT / ".cache" / "lab-ca.crt"
+# The browser tests' screenshots (the end-to-end stage's artefacts).
+SHOTS = ROOT / ".cache" / "browser"
 
 # The on-demand settings the tests give site.yml (-e): lab times (boot estimate 2 min, idle 1 min), no quiet
 # hours, no off time between sessions.

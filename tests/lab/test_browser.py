@@ -18,41 +18,12 @@ imports it, docs/caddy.md). Screenshots of each step are kept in
 
 from __future__ import annotations
 
-import shutil
 import urllib.parse
 
-import pytest
 import requests
-from lab_support import DOMAIN, ROOT, SECRETS, exchange_code, lab_ca, only_in_layout, site_url
+from lab_support import SECRETS, SHOTS, exchange_code, lab_ca, only_in_layout, site_url
 
 pytestmark = only_in_layout("default")
-
-SHOTS = ROOT / ".cache" / "browser"
-CHROMIUM = shutil.which("chromium")
-# Headless in a container (no sandbox), none of Chromium's own traffic to the internet, the lab's names on loopback.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1",
-]
-
-
-@pytest.fixture(scope="module")
-def page():
-    if CHROMIUM is None:
-        pytest.fail("chromium is not installed (scripts/lib.sh pp_setup installs it: apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(30_000)
-        yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def test_the_lab_user_logs_in_through_keycloak_and_comes_back_on_the_labs_port(page):

@@ -4,7 +4,9 @@ test_e2e_on_demand.py leaves the waker's ledger with the session it woke, and Li
 the GPU's vLLM counters) in the metrics database through Telegraf. ``parrotpark-gpu report`` on the entrance,
 with no input named, reads the ledger from the scheduler's state directory, the tokens from PostgreSQL and the
 installed price table, and writes HTML, JSON, CSV and plots; its timer's service does the same into the reports
-directory. The ledger also reaches PostgreSQL (Telegraf's file input, table parrotpark_gpu_session).
+directory. The ledger also reaches PostgreSQL (Telegraf's file input, table parrotpark_gpu_session). The
+reports directory is served at https://chat.<domain>/reports/ behind Keycloak's login (the reports role's
+OAuth2 Proxy): a user with the realm role admin reads it, a user without gets 403, nobody else gets anything.
 """
 
 from __future__ import annotations
@@ -12,12 +14,24 @@ from __future__ import annotations
 import json
 import math
 import time
+import urllib.parse
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 import requests
-from lab_support import FAKE, entrance, only_in_layout, psql, table_exists
+from lab_support import (
+    FAKE,
+    SECRETS,
+    SHOTS,
+    entrance,
+    keycloak_login,
+    lab_ca,
+    only_in_layout,
+    psql,
+    site_url,
+    table_exists,
+)
 from lab_support import lab as lab_settings
 
 pytestmark = only_in_layout("default")
@@ -208,3 +222,109 @@ def test_the_ledger_is_in_postgresql():
         f"WHERE session = '{session}' AND event = 'healthy'"
     )
     assert Decimal(price) == REPORT["_sessions"][-1]["price"], price
+
+
+def reports_url(path: str = "") -> str:
+    return site_url("chat") + "/reports/" + path
+
+
+def login_to_reports(username: str, password: str) -> tuple[requests.Session, requests.Response]:
+    """Ask for the reports page as a browser would: follow the page's redirects to Keycloak, log in there, follow
+    the redirect back to the page's callback; the session and the callback's answer."""
+    ca = lab_ca()
+    session = requests.Session()
+    answer = session.get(reports_url(), allow_redirects=False, timeout=30, verify=ca)
+    for _hop in range(3):  # /reports/ may pass by /reports/oauth2/start on its way to Keycloak
+        assert answer.status_code in (302, 303), (answer.status_code, answer.text[:300])
+        location = answer.headers["Location"]
+        if location.startswith(site_url("auth")):
+            break
+        answer = session.get(urllib.parse.urljoin(answer.url, location), allow_redirects=False, timeout=30, verify=ca)
+    else:
+        raise AssertionError(f"the reports page never sent to Keycloak: {answer.headers}")
+    assert "client_id=parrotpark-reports" in location and "code_challenge=" in location, location
+    callback = keycloak_login(session, location, ca, username, password)
+    assert callback.startswith(reports_url("oauth2/callback")), callback
+    return session, session.get(callback, allow_redirects=False, timeout=30, verify=ca)
+
+
+def test_report_pages_are_not_public():
+    ca = lab_ca()
+    month = REPORT["month"]
+    for path in ("", f"{month}/", f"{month}/report.json", f"{month}/report.html"):
+        answer = requests.get(reports_url(path), allow_redirects=False, timeout=30, verify=ca)
+        assert answer.status_code in (302, 303, 401, 403), (path, answer.status_code, answer.text[:300])
+        assert '"total_eur"' not in answer.text and "<!DOCTYPE html><html" not in answer.text[:50], path
+    # The proxy's port is on the entrance's loopback only; the firewall lets nothing else in.
+    published = entrance("docker", "port", "parrotpark-reports").stdout.split()
+    assert published and all(entry.startswith("127.0.0.1:") for entry in published if ":" in entry), published
+
+
+def test_report_pages_serve_a_user_with_the_admin_role():
+    """lab-admin (realm role admin) logs in and reads this month's report, the same bytes as on the entrance."""
+    password = (SECRETS / "lab-admin-password").read_text().strip()
+    session, callback = login_to_reports("lab-admin", password)
+    assert callback.status_code == 302, (callback.status_code, callback.text[:500])
+    ca = lab_ca()
+    month = datetime.now(UTC).astimezone(REPORT["_zone"]).strftime("%Y-%m")  # what the timer test wrote
+    listing = session.get(reports_url(), timeout=30, verify=ca)
+    # The index the report command keeps beside the months (write_index), newest first.
+    assert listing.status_code == 200 and f'href="{month}/report.html"' in listing.text, listing.text[:500]
+    assert listing.text.startswith("<!DOCTYPE html>") and "GPU cost and usage reports" in listing.text
+    served = session.get(reports_url(f"{month}/report.json"), timeout=30, verify=ca)
+    assert served.status_code == 200, (served.status_code, served.text[:300])
+    assert served.json() == json.loads(entrance("cat", f"{REPORTS}/{month}/report.json").stdout)
+    page = session.get(reports_url(f"{month}/report.html"), timeout=30, verify=ca)
+    assert page.status_code == 200 and page.text.startswith("<!DOCTYPE html>"), page.text[:300]
+    assert "data:image/png;base64," in page.text
+    # Caddy's headers are on the page too, and the session cookie is limited to /reports.
+    assert page.headers.get("Strict-Transport-Security"), page.headers
+    cookies = [cookie for cookie in session.cookies if cookie.name.startswith("_parrotpark_reports")]
+    assert cookies and all(cookie.path == "/reports" and cookie.secure for cookie in cookies), cookies
+
+
+def test_report_pages_refuse_a_user_without_the_role():
+    """The lab user (no realm role admin) logs in, and the callback answers 403: no session, no report."""
+    password = (SECRETS / "lab-user-password").read_text().strip()
+    session, callback = login_to_reports("lab", password)
+    assert callback.status_code == 403, (callback.status_code, callback.text[:500])
+    # The error page says what to do (reports_forbidden_message).
+    assert 'id="parrotpark-forbidden">Only people with the role admin may read the cost reports' in callback.text
+    month = REPORT["month"]
+    again = session.get(reports_url(f"{month}/report.json"), allow_redirects=False, timeout=30, verify=lab_ca())
+    assert again.status_code != 200 and '"total_eur"' not in again.text, (again.status_code, again.text[:300])
+
+
+def browser_login(page, username: str, secret: str) -> None:
+    """In a real browser, open the reports page and fill in Keycloak's login form (the caller clicks); the
+    password is the lab's secret file ``secret``."""
+    page.goto(reports_url())
+    page.wait_for_url(site_url("auth") + "/realms/parrotpark/protocol/openid-connect/auth?**")
+    page.locator("#username").fill(username)
+    page.locator("#password").fill((SECRETS / secret).read_text().strip())
+
+
+def test_a_browser_shows_the_report_with_its_plots_to_an_admin(page):
+    month = datetime.now(UTC).astimezone(REPORT["_zone"]).strftime("%Y-%m")  # what the timer test wrote
+    browser_login(page, "lab-admin", "lab-admin-password")
+    page.locator("#kc-login").click()
+    page.wait_for_url(reports_url())
+    page.screenshot(path=SHOTS / "reports-1-months.png")
+    page.get_by_role("link", name=month, exact=True).click()
+    page.wait_for_url(reports_url(f"{month}/report.html"))
+    page.wait_for_load_state("load")
+    widths = page.eval_on_selector_all("img", "images => images.map(i => i.complete ? i.naturalWidth : 0)")
+    page.screenshot(path=SHOTS / "reports-2-report.png", full_page=True)
+    assert len(widths) >= 3 and all(width > 0 for width in widths), widths
+    assert "€" in page.inner_text("body")
+
+
+def test_a_browser_gets_403_for_a_user_without_the_role(page):
+    browser_login(page, "lab", "lab-user-password")
+    with page.expect_response(lambda response: "/reports/oauth2/callback" in response.url) as callback:
+        page.locator("#kc-login").click()
+    page.wait_for_load_state("load")
+    page.screenshot(path=SHOTS / "reports-3-forbidden.png")
+    assert callback.value.status == 403, callback.value.status
+    assert "ask your organisation" in page.inner_text("#parrotpark-forbidden")
+    assert "total_eur" not in page.content()

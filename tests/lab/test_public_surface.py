@@ -65,6 +65,8 @@ ALLOWED = {
         "/fonts/*", "/manifest.webmanifest", "/favicon.ico", "/robots.txt",
         # On demand with the gateway on the GPU server, the waker's offline page posts its button here.
         "/.parrotpark/wake",
+        # The cost report pages (the reports role): every path sends to Keycloak's login first.
+        "/reports", "/reports/*",
     ],
     # LiteLLM: the OpenAI-compatible API and the liveness (caddy_api_public_paths).
     "api": ["/v1/*", "/health/liveliness", "/health/liveness"],
@@ -120,6 +122,7 @@ PROBES = [
     Probe("chat", "/oauth/openid"),
     Probe("chat", "/login"),
     Probe("chat", "/c/new"),
+    Probe("chat", "/reports/"),
     Probe("chat", "/admin/", sensitive=True),
     Probe("chat", "/ui/", sensitive=True),
     Probe("chat", "/metrics", sensitive=True),

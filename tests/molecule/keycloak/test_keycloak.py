@@ -265,6 +265,33 @@ def test_librechat_client_is_confidential_code_flow_only(librechat_client, role_
     assert sorted(client["redirectUris"]) == sorted(role_vars["keycloak_librechat_redirect_uris"])
 
 
+def test_reports_client_and_role_as_declared(admin, librechat_client, role_vars):
+    """The cost report page's client (issue 17): the same kind of client as LibreChat's, its own redirect URIs and
+    secret (the reports role's file), and the role that lets a user read the reports."""
+    if not role_vars["keycloak_reports_client_id"]:
+        return
+    realm = role_vars["keycloak_realm"]
+    found = admin(f"{realm}/clients?clientId={role_vars['keycloak_reports_client_id']}")
+    assert len(found) == 1, found
+    client = found[0]
+    for key in (
+        "enabled",
+        "publicClient",
+        "clientAuthenticatorType",
+        "standardFlowEnabled",
+        "implicitFlowEnabled",
+        "directAccessGrantsEnabled",
+        "serviceAccountsEnabled",
+    ):
+        assert client[key] == librechat_client[key], key
+    assert sorted(client["redirectUris"]) == sorted(role_vars["keycloak_reports_redirect_uris"])
+    assert all(uri.endswith("/reports/oauth2/callback") for uri in client["redirectUris"]), client["redirectUris"]
+    path = Path(role_vars["keycloak_secrets_dir"]) / "keycloak-reports-client-secret"
+    assert client["secret"] == path.read_text().split()[0] != librechat_client["secret"]
+    roles = {role["name"] for role in admin(f"{realm}/roles")}
+    assert role_vars["keycloak_reports_role"] in roles, roles
+
+
 def test_client_secret_matches_the_controller_file(librechat_client, role_vars):
     """The secret Keycloak checks is the one in the file the librechat role reads."""
     path = Path(role_vars["keycloak_secrets_dir"]) / "keycloak-librechat-client-secret"
