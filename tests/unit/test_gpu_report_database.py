@@ -304,7 +304,7 @@ def test_index_lists_the_months_with_a_report_newest_first(tmp_path):
     assert "This stack &lt;b&gt;as run&lt;/b&gt; was the cheapest" in index
     assert "report.json cannot be read" in index
     assert oct((reports / "index.html").stat().st_mode & 0o777) == "0o644"
-    assert not [path for path in reports.iterdir() if path.name.startswith(".index.")]
+    assert not [path for path in reports.iterdir() if path.name.startswith(".index")]
 
 
 def test_index_says_when_there_is_no_report(tmp_path):

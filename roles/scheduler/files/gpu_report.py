@@ -1722,17 +1722,10 @@ def write_index(folder: str | Path) -> Path:
         "vertical-align:top}th{background:#f3f3f3}</style></head><body><h1>GPU cost and usage reports</h1>"
         f"{body}</body></html>\n"
     )
-    target = root / INDEX
-    handle, staging = tempfile.mkstemp(prefix=".index.", dir=root)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(page)
-        os.chmod(staging, 0o644)
-        os.replace(staging, target)
-    finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
-    return target
+    from parrotpark_gpu import write_atomically  # the scheduler's own atomic write, beside this file
+
+    write_atomically(root / INDEX, page, 0o644)
+    return root / INDEX
 
 
 def run(
