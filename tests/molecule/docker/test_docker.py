@@ -5,10 +5,14 @@ lab registry runs."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from molecule_support import converge, recap_changed
 
 DEFAULTS = yaml.safe_load((Path(__file__).parents[3] / "roles/docker/defaults/main.yml").read_text())
 HELLO = "parrotpark-lab-registry:5000/parrotpark/lab-hello:current"
@@ -152,3 +156,18 @@ def test_extra_ca_bundle_trusted(host, role_vars):
     assert installed.mode == 0o644
     # update-ca-certificates put it into the bundle that the engine (Go) reads.
     assert expected in host.file("/etc/ssl/certs/ca-certificates.crt").content_string
+
+
+def test_a_configuration_a_cut_run_left_unread_is_applied_by_the_next_run(host):
+    """A run cut after writing daemon.json and before its restart handler (the GPU server's up run killed with
+    the entrance, then run again) leaves the file up to date and the engine on its old settings: no task changes,
+    so no handler runs. The next run sees the file newer than the engine's start and restarts it, once."""
+    started = "systemctl show docker.service --property=ActiveEnterTimestampMonotonic --value"
+    before = int(host.check_output(started))
+    host.run_expect([0], "touch /etc/docker/daemon.json")  # written after the engine's start
+    result = converge({})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Restart an engine a cut run left older than its configuration" in result.stdout
+    assert recap_changed(result) >= 1
+    assert int(host.check_output(started)) > before, "the engine was not restarted"
+    assert host.check_output("docker version --format '{{.Server.Version}}'")
