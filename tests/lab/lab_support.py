@@ -244,18 +244,58 @@ def stream_diagnostics(chunks: list) -> str:
     return "\n".join(parts)
 
 
+# A stream Caddy cut right after the upstream's head: it ends within this time with fewer than two words.
+EARLY_CUT_SECONDS = 10
+# What Caddy's reverse_proxy logs when it aborts a streamed response (docs/development.md, "Streams cut by Caddy").
+CADDY_CUT = "aborting with incomplete response"
+
+
+def caddy_cuts() -> int:
+    """How many streamed responses the entrance's Caddy and the GPU server's (when one runs) have aborted."""
+    count = entrance("docker", "logs", "parrotpark-caddy", check=False).stderr.count(CADDY_CUT)
+    if gpu_servers():
+        logs = "for c in $(docker ps --format '{{.Names}}' | grep caddy); do docker logs $c 2>&1; done"
+        count += on_gpu("sh", "-c", logs, check=False).stdout.count(CADDY_CUT)
+    return count
+
+
+def stream_chat(client, text: str, max_tokens: int = 16) -> tuple[list[str], str | None]:
+    """A streamed chat completion: its pieces and finish reason.
+
+    Caddy's reverse_proxy, under concurrency, now and then aborts a stream about a millisecond after the
+    upstream's head has arrived (seen in the lab at about 1 stream in 50 under load, never without Caddy in the
+    path; cause unknown, docs/development.md). Such a stream is retried once, and only when it is that case: it
+    ended within EARLY_CUT_SECONDS with fewer than two words and a Caddy logged a new abort. Anything else, or a
+    second cut, fails with the chunks and the logs around them.
+    """
+    for attempt in (1, 2):
+        cuts, started, chunks, error = caddy_cuts(), time.monotonic(), [], None
+        try:
+            stream = client.chat.completions.create(
+                model=CHAT_MODEL, messages=[{"role": "user", "content": text}], max_tokens=max_tokens, stream=True
+            )
+            chunks.extend(stream)
+        except Exception as exc:  # a cut body raises the HTTP client's own error, whatever its class
+            error = exc
+        pieces = [choice.delta.content or "" for chunk in chunks for choice in chunk.choices]
+        finish = next((c.finish_reason for chunk in chunks for c in chunk.choices if c.finish_reason), None)
+        words = len([piece for piece in pieces if piece.strip()])
+        if error is None and words >= 2:
+            return pieces, finish
+        cut = words < 2 and time.monotonic() - started < EARLY_CUT_SECONDS and caddy_cuts() > cuts
+        if attempt == 1 and cut:
+            print(f"stream cut by Caddy ({words} words, {error!r}); retried once")
+            continue
+        raise AssertionError(f"a stream without the double's words ({error!r}): {pieces}\n{stream_diagnostics(chunks)}")
+    raise AssertionError("unreachable")
+
+
 def assert_completions_stream_and_embed() -> None:
     """A completion, a streamed one and an embedding through Caddy and LiteLLM, answered by the GPU's double."""
     client = openai_client()
     assert_double_echoes(chat(client, "parrotpark end to end"), "parrotpark end to end")
-    stream = client.chat.completions.create(
-        model=CHAT_MODEL, messages=[{"role": "user", "content": "stream please"}], max_tokens=16, stream=True
-    )
-    chunks = list(stream)
-    pieces = [c.choices[0].delta.content or "" for c in chunks if c.choices]
     # One chunk per word of the double's answer, which arrives whole.
-    if len([p for p in pieces if p]) < 2:
-        raise AssertionError(f"a stream without the double's words: {pieces}\n{stream_diagnostics(chunks)}")
+    pieces = stream_chat(client, "stream please")[0]
     assert_double_echoes("".join(pieces), "stream please")
     embedding = client.embeddings.create(model="bge-m3", input=["a parrot in a park"])
     assert len(embedding.data[0].embedding) >= 384

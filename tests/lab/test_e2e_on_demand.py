@@ -51,6 +51,7 @@ from lab_support import (
     only_in_layout,
     openai_client,
     site_run,
+    stream_chat,
 )
 from lab_support import lab as lab_settings
 
@@ -241,17 +242,7 @@ def test_a_stream_open_at_the_idle_deadline_is_not_cut():
     flight keeps the server up, and the whole answer arrives."""
     words = [f"w{n}" for n in range(STREAM_WORDS)]
     started = time.monotonic()
-    stream = openai_client().chat.completions.create(
-        model=CHAT_MODEL,
-        messages=[{"role": "user", "content": " ".join(words)}],
-        max_tokens=STREAM_WORDS + 50,
-        stream=True,
-    )
-    pieces, finish = [], None
-    for chunk in stream:
-        for choice in chunk.choices:
-            pieces.append(choice.delta.content or "")
-            finish = choice.finish_reason or finish
+    pieces, finish = stream_chat(openai_client(), " ".join(words), max_tokens=STREAM_WORDS + 50)
     lasted = time.monotonic() - started
     answer = "".join(pieces)
     print(f"stream: {len(pieces)} chunks in {lasted:.0f} s (idle time {ON_DEMAND['scheduler_idle_minutes']} min)")
