@@ -18,6 +18,9 @@ What runs, all on the docker network parrotpark-lab (lab/images/images.yml):
   parrotpark-lab-entrance   the entrance server (systemd container) with
                             Caddy's HTTPS published on 127.0.0.1
   parrotpark-lab-mongo      (gpu-gateway layout only) LibreChat's external database
+  parrotpark-lab-s3         the lab's object storage (Versity S3 Gateway) in place of
+                            Scaleway's: the entrance's backups, and LibreChat's files
+                            in the gpu-gateway layout, go to its bucket
 
 Environment:
   PARROTPARK_LAB_LAYOUT        default: the gateway on the entrance (inventories/lab), or
@@ -78,6 +81,11 @@ SERVER_IMAGE = "parrotpark/lab-engine-trixie:current"  # the fake cloud's server
 MONGO = "parrotpark-lab-mongo"
 MONGO_VOLUME = MONGO + "-data"
 MONGO_IMAGE = "parrotpark/lab-ferretdb:current"
+S3 = "parrotpark-lab-s3"
+S3_VOLUME = S3 + "-data"
+S3_IMAGE = "parrotpark/lab-s3:current"
+S3_CONTAINER_PORT = 7070  # on the lab network; the inventory's endpoints name it with the address site.yml gets
+S3_TIMEOUT = 30  # seconds until it answers /health
 
 # The layouts and their inventories; the lab's settings (domain, the fake's account) come from the inventory.
 # default: the gateway on the entrance (LiteLLM and LibreChat there); gpu-gateway: the gateway on the GPU
@@ -91,6 +99,11 @@ DOMAIN: str = _LAB_VARS["parrotpark_domain"]
 SCW_SECRET_KEY: str = _LAB_VARS["scheduler_scaleway_secret_key"]
 SCW_PROJECT_ID: str = _LAB_VARS["scheduler_scaleway_project_id"]
 SCW_ORGANIZATION_ID: str = _LAB_VARS["scheduler_scaleway_organization_id"]
+# The lab's bucket and its keys: the backup role's settings in the inventory, which LibreChat's reuse.
+S3_BUCKET: str = _LAB_VARS["backup_s3_bucket"]
+S3_REGION: str = _LAB_VARS["backup_s3_region"]
+S3_ACCESS_KEY: str = _LAB_VARS["backup_s3_access_key"]
+S3_SECRET_KEY: str = _LAB_VARS["backup_s3_secret_key"]
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 FAKESCW_TIMEOUT = 30  # seconds until the fake answers
@@ -217,6 +230,35 @@ def mongo_argv() -> list[str]:
     ]  # fmt: skip
 
 
+def s3_argv() -> list[str]:
+    """``docker run`` of the lab's object storage with its bucket and keys (the keys in the environment, which
+    ``docker inspect`` shows: they are the lab's, written in its inventory)."""
+    return [
+        "run", "-d", "--name", S3, "--network", NETWORK, "--label", f"{LAB_LABEL}=true",
+        "--restart", "unless-stopped", "-v", f"{S3_VOLUME}:/data",
+        "-e", f"ROOT_ACCESS_KEY_ID={S3_ACCESS_KEY}", "-e", f"ROOT_SECRET_ACCESS_KEY={S3_SECRET_KEY}",
+        "-e", f"LAB_S3_BUCKETS={S3_BUCKET}", "-e", f"LAB_S3_REGION={S3_REGION}", S3_IMAGE,
+    ]  # fmt: skip
+
+
+S3_HEALTH = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{S3_CONTAINER_PORT}/health', timeout=3)"
+
+
+def start_s3() -> None:
+    """The lab's object storage, on the lab network where the entrance and the GPU server reach it by address."""
+    if container_exists(S3):
+        docker("container", "start", S3)
+    else:
+        log(f"starting the lab's object storage {S3} (bucket {S3_BUCKET})")
+        docker(*s3_argv())
+    deadline = time.monotonic() + S3_TIMEOUT
+    while docker("exec", S3, "python3", "-c", S3_HEALTH, check=False, timeout=30).returncode != 0:
+        if time.monotonic() > deadline:
+            print_logs(S3)
+            raise LabError(f"the lab's object storage {S3} did not answer within {S3_TIMEOUT}s")
+        time.sleep(1)
+
+
 def entrance_argv(config: LabConfig) -> list[str]:
     """``docker run`` of the entrance: systemd as PID 1 without --privileged (the flags the fake's servers
     run with), a docker engine inside."""
@@ -307,13 +349,16 @@ def site_environ(config: LabConfig, environ: dict[str, str] | None = None) -> di
     # The lab's hosts trust what this machine trusts (a TLS-inspecting proxy's CA included), as the images do.
     if not env.get("PARROTPARK_EXTRA_CA_BUNDLE") and HOST_CA_BUNDLE.is_file() and HOST_CA_BUNDLE.stat().st_size:
         env["PARROTPARK_EXTRA_CA_BUNDLE"] = str(HOST_CA_BUNDLE)
+    needed = {"PARROTPARK_LAB_S3_ADDRESS": S3}
     if config.layout == "gpu-gateway":
-        if not container_exists(MONGO):
-            raise LabError(f"{MONGO} is not running (scripts/lab.sh up starts it)")
-        address = lab_address(MONGO)
+        needed["PARROTPARK_LAB_MONGO_ADDRESS"] = MONGO
+    for variable, container in needed.items():
+        if not container_exists(container):
+            raise LabError(f"{container} is not running (scripts/lab.sh up starts it)")
+        address = lab_address(container)
         if not address:
-            raise LabError(f"{MONGO} has no address on {NETWORK}")
-        env["PARROTPARK_LAB_MONGO_ADDRESS"] = address
+            raise LabError(f"{container} has no address on {NETWORK}")
+        env[variable] = address
     return env
 
 
@@ -353,6 +398,7 @@ Run site.yml again: {again}scripts/lab.sh site     Remove the lab: make lab-down
 def up(config: LabConfig) -> None:
     """Start the lab's containers and run site.yml; the images and the registry must exist (factory.py ensure)."""
     start_fakescw(config)
+    start_s3()
     if config.layout == "gpu-gateway":
         start_mongo()
     start_entrance(config)
@@ -378,8 +424,8 @@ def down(images: bool = False, keep_registry: bool = False) -> None:
         docker("container", "rm", "-f", server, check=False)
         if name:
             docker("volume", "rm", f"{name}-docker", check=False)
-    docker("container", "rm", "-f", ENTRANCE, FAKESCW, MONGO, check=False)
-    docker("volume", "rm", ENTRANCE_VOLUME, MONGO_VOLUME, check=False)
+    docker("container", "rm", "-f", ENTRANCE, FAKESCW, MONGO, S3, check=False)
+    docker("volume", "rm", ENTRANCE_VOLUME, MONGO_VOLUME, S3_VOLUME, check=False)
     if not keep_registry:
         try:
             factory.Factory().clean(images=images)

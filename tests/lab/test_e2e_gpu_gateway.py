@@ -57,11 +57,13 @@ from lab_support import (
     only_in_layout,
     openai_client,
     run_unit,
+    sh,
     site_run,
     site_url,
     wait_for_metric_rows,
     wait_for_window,
 )
+from lab_support import lab as lab_settings
 
 pytestmark = only_in_layout("gpu-gateway")
 GPU_SIDE = ["parrotpark-litellm", "parrotpark-librechat", "parrotpark-librechat-rag-api"]
@@ -153,6 +155,23 @@ def test_librechat_on_the_gpu_keeps_conversations_in_the_external_mongodb():
     assert gpu_env("parrotpark-librechat", "MONGO_URI") == f"mongodb://{address}:27017/LibreChat"
     logs = on_gpu("docker", "logs", "parrotpark-librechat").stdout
     assert f"MongoDB answered ping at {address}:27017" in logs, logs[-2000:]
+
+
+def test_librechat_on_the_gpu_stores_uploads_in_the_bucket():
+    """LibreChat's files outlive the GPU server: its s3 file strategy, in the lab's bucket (parrotpark-lab-s3, the
+    backups' bucket). The double wrote an upload there at start with the AWS SDK, as LibreChat does with the same
+    environment, and read it back; the S3 server's storage holds it."""
+    config = chat_site("/api/config").json()["double"]
+    address = lab_address(lab_settings.S3)
+    assert config["environment"]["fileStrategy"] == "s3", config["environment"]
+    assert config["environment"]["s3"]["endpoint"] == f"http://{address}:7070", config["environment"]["s3"]
+    assert config["s3"]["ok"] is True, config["s3"]
+    assert config["s3"]["bucket"] == lab_settings.S3_BUCKET, config["s3"]
+    stored = f"/data/{lab_settings.S3_BUCKET}/{config['s3']['key']}"
+    assert "written by librechat-double" in sh("docker", "exec", lab_settings.S3, "cat", stored).stdout
+    # The keys are in LibreChat's environment on the GPU server, never in the answer of /api/config.
+    assert lab_settings.S3_SECRET_KEY not in json.dumps(config)
+    assert digest(gpu_env("parrotpark-librechat", "AWS_SECRET_ACCESS_KEY")) == digest(lab_settings.S3_SECRET_KEY)
 
 
 def test_lab_user_logs_in_to_the_chat_on_the_gpu_through_keycloak():

@@ -8,13 +8,16 @@ up, the ledger holds GPU sessions). The drill:
    extension's type), a metrics row, a file in LibreChat's uploads volume;
    it also notes the GPU session ledger, the secrets in /etc/parrotpark and
    Caddy's internal CA;
-2. backs up (``parrotpark-backup.service``, the nightly unit) and copies the
-   local restic repository off the entrance, as an off-site copy would be;
+2. backs up (``parrotpark-backup.service``, the nightly unit): to the
+   local repository on the entrance and, off it, to the lab's object storage
+   (parrotpark-lab-s3, a real S3 server in place of Scaleway's), whose bucket
+   must then hold the repository;
 3. destroys the entrance: the GPU goes down first (nothing may bill), then
    the container and its docker volume (every container, database and
    volume inside it);
-4. starts a new, empty entrance, puts the repository copy back, and runs
-   ``playbooks/restore.yml`` and then ``site.yml``;
+4. starts a new, empty entrance and runs ``playbooks/restore.yml`` from the
+   bucket (``backup_restore_repository=s3``: the local repository went with
+   the entrance) and then ``site.yml``;
 5. checks that every piece is back: the user logs in with the same
    password, the rows and the file are there, the ledger and the secrets
    are the same, the sites answer with the same CA and LiteLLM's master key.
@@ -52,11 +55,14 @@ from lab_support import (
     psql,
     sh,
 )
+from lab_support import lab as lab_settings
 
 pytestmark = only_in_layout("default")
 
 UPLOADS = "parrotpark-librechat-uploads"
-REPOSITORY = "/var/backups/parrotpark/restic"
+# The backups' place in the lab's bucket (inventories/lab: backup_s3_bucket, backup_s3_prefix), as a folder of the
+# S3 server's POSIX backend.
+BUCKET_REPOSITORY = f"/data/{lab_settings.S3_BUCKET}/backups/entrance"
 LEDGER = "/var/lib/parrotpark/scheduler/gpu-sessions.jsonl"
 DRILL_USER = "drill"
 FIGURES: dict[str, object] = {}
@@ -106,17 +112,23 @@ def ledger_digest() -> str:
     return hashlib.sha256(entrance("cat", LEDGER).stdout.encode()).hexdigest()
 
 
-def playbook(name: str) -> subprocess.CompletedProcess[str]:
+def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     """A playbook of the repository against the lab's inventory, as `scripts/lab.sh site` runs site.yml."""
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), name]
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), name, *args]
     return subprocess.run(
         argv, cwd=ROOT, env=lab.site_environ(CONFIG), capture_output=True, text=True, timeout=1800, check=False
     )
 
 
+def bucket_snapshots() -> list[str]:
+    """The restic snapshots in the lab's bucket, as files of the S3 server's storage (one file per snapshot)."""
+    listing = sh("docker", "exec", lab_settings.S3, "ls", f"{BUCKET_REPOSITORY}/snapshots", check=False)
+    return listing.stdout.split()
+
+
 @pytest.fixture(scope="module")
-def before(tmp_path_factory):
-    """Step 1 and 2: the state, the backup, the off-site copy. Returns what must come back."""
+def before():
+    """Step 1 and 2: the state and the backup, on the entrance and in the bucket. Returns what must come back."""
     password = "Drill-" + secrets.token_urlsafe(12)
     user = {
         "username": DRILL_USER, "enabled": True, "email": "drill@lab.parrotpark.test", "emailVerified": True,
@@ -143,14 +155,16 @@ def before(tmp_path_factory):
         "ca": lab_ca_digest(),
     }
     assert state["ledger_lines"] > 0 and state["cpu_rows"] > 0 and state["secrets"], state
+    in_bucket = bucket_snapshots()
     started = time.monotonic()
     backup = entrance("systemctl", "start", "parrotpark-backup.service", timeout=900, check=False)
     assert backup.returncode == 0, entrance("journalctl", "-u", "parrotpark-backup.service", "-n", "80").stdout
-    FIGURES["backup seconds"] = round(time.monotonic() - started)
+    FIGURES["backup seconds (local repository and bucket)"] = round(time.monotonic() - started)
     state["snapshot_time"] = time.time()
-    copy = tmp_path_factory.mktemp("offsite") / "restic"
-    sh("docker", "cp", f"{ENTRANCE}:{REPOSITORY}", str(copy))
-    state["copy"] = str(copy)
+    # The run stored a snapshot in the bucket, off the entrance: that is what the restore reads.
+    new = sorted(set(bucket_snapshots()) - set(in_bucket))
+    assert new, f"no new snapshot in {lab_settings.S3}:{BUCKET_REPOSITORY}/snapshots"
+    FIGURES["snapshots in the bucket"] = len(bucket_snapshots())
     return state
 
 
@@ -172,10 +186,9 @@ def restored(before):
     lab.start_entrance(CONFIG)
     # Empty: nothing of Parrotpark on it.
     assert entrance("sh", "-c", "test -e /etc/parrotpark || test -e /var/lib/parrotpark", check=False).returncode == 1
-    entrance("mkdir", "-p", str(Path(REPOSITORY).parent))
-    sh("docker", "cp", before["copy"], f"{ENTRANCE}:{REPOSITORY}")
     started = time.monotonic()
-    restore = playbook("playbooks/restore.yml")
+    # The local repository went with the entrance: the restore reads the bucket.
+    restore = playbook("playbooks/restore.yml", "-e", "backup_restore_repository=s3")
     assert restore.returncode == 0, restore.stdout[-6000:] + restore.stderr[-2000:]
     FIGURES["restore.yml seconds"] = round(time.monotonic() - started)
     site = playbook("site.yml")

@@ -262,24 +262,35 @@ def test_fake_that_never_answers_fails_with_its_log(fake_docker, monkeypatch, ca
 
 # --- site.yml -----------------------------------------------------------------
 def test_gpu_gateway_layout_needs_the_mongo_container(fake_docker):
-    fake_docker({("container", "inspect"): ("", 1)})
+    fake_docker({("container", "inspect", lab.MONGO): ("", 1), ("inspect", "-f"): ("172.18.0.6\n", 0)})
     with pytest.raises(lab.LabError) as caught:
         lab.site_environ(lab.LabConfig(layout="gpu-gateway"), {})
     assert str(caught.value) == "parrotpark-lab-mongo is not running (scripts/lab.sh up starts it)"
 
 
-def test_gpu_gateway_layout_passes_the_mongo_address(fake_docker):
-    docker = fake_docker({("inspect", "-f"): ("172.18.0.5\n", 0)})
+@pytest.mark.parametrize("layout", ["default", "gpu-gateway"])
+def test_every_layout_needs_the_object_storage(fake_docker, layout):
+    fake_docker({("container", "inspect", lab.S3): ("", 1)})
+    with pytest.raises(lab.LabError) as caught:
+        lab.site_environ(lab.LabConfig(layout=layout), {})
+    assert str(caught.value) == "parrotpark-lab-s3 is not running (scripts/lab.sh up starts it)"
+
+
+def test_gpu_gateway_layout_passes_the_mongo_and_s3_addresses(fake_docker):
+    address = '{{(index .NetworkSettings.Networks "parrotpark-lab").IPAddress}}'
+    docker = fake_docker(
+        {("inspect", "-f", address, lab.MONGO): ("172.18.0.5\n", 0), ("inspect", "-f"): ("172.18.0.6\n", 0)}
+    )
     env = lab.site_environ(lab.LabConfig(layout="gpu-gateway"), {"PARROTPARK_EXTRA_CA_BUNDLE": "/ca.pem"})
     assert env["PARROTPARK_LAB_MONGO_ADDRESS"] == "172.18.0.5"
+    assert env["PARROTPARK_LAB_S3_ADDRESS"] == "172.18.0.6"
     assert env["PARROTPARK_EXTRA_CA_BUNDLE"] == "/ca.pem"  # a bundle named is kept
-    assert docker.calls[-1] == (
-        "inspect", "-f", '{{(index .NetworkSettings.Networks "parrotpark-lab").IPAddress}}', "parrotpark-lab-mongo"
-    )  # fmt: skip
+    assert ("inspect", "-f", address, "parrotpark-lab-s3") in docker.calls
+    assert docker.calls[-1] == ("inspect", "-f", address, "parrotpark-lab-mongo")
 
 
 def test_default_layout_trusts_the_hosts_bundle(fake_docker, tmp_path, monkeypatch):
-    docker = fake_docker()
+    docker = fake_docker({("inspect", "-f"): ("172.18.0.6\n", 0)})
     bundle = tmp_path / "ca-certificates.crt"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     monkeypatch.setattr(lab, "HOST_CA_BUNDLE", bundle)
@@ -288,8 +299,25 @@ def test_default_layout_trusts_the_hosts_bundle(fake_docker, tmp_path, monkeypat
         "PARROTPARK_LAB_TIMERS": "off",
         "PARROTPARK_EXTRA_CA_BUNDLE": str(bundle),
         "PARROTPARK_LAB_HTTPS_PORT": "9443",  # the inventory's parrotpark_https_port
+        "PARROTPARK_LAB_S3_ADDRESS": "172.18.0.6",  # the backups' bucket
     }
-    assert docker.calls == []
+    assert [call[-1] for call in docker.calls] == ["parrotpark-lab-s3", "parrotpark-lab-s3"]
+
+
+def test_object_storage_that_never_answers_fails_with_its_log(fake_docker, monkeypatch, capsys):
+    docker = fake_docker(
+        {("container", "inspect"): ("", 1), ("exec", lab.S3): ("", 1), ("logs",): ("versitygw: bad flag\n", 0)}
+    )
+    monkeypatch.setattr(lab, "S3_TIMEOUT", 0)
+    with pytest.raises(lab.LabError) as caught:
+        lab.start_s3()
+    assert str(caught.value) == "the lab's object storage parrotpark-lab-s3 did not answer within 0s"
+    run = docker.calls[1]
+    assert run == tuple(lab.s3_argv())
+    # The bucket and keys are the inventory's (backup_s3_*), on the lab network only: no port published.
+    assert f"LAB_S3_BUCKETS={lab.S3_BUCKET}" in run and f"ROOT_ACCESS_KEY_ID={lab.S3_ACCESS_KEY}" in run
+    assert "-p" not in run and ("--network", lab.NETWORK) == run[run.index("--network") : run.index("--network") + 2]
+    assert "versitygw: bad flag" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("layout", ["gpu-gateway", "seeds"])

@@ -11,6 +11,9 @@
 //     CREDS_IV 32, JWT_SECRET, JWT_REFRESH_SECRET, DOMAIN_CLIENT,
 //     DOMAIN_SERVER, MONGO_URI; the AWS_* variables when fileStrategy is s3);
 //   - pings MONGO_URI over MongoDB's wire protocol;
+//   - with fileStrategy s3, writes and reads back an upload in the bucket with
+//     the AWS SDK as LibreChat does (s3-probe.js; a failure is reported, not
+//     fatal: LibreChat starts and fails at the first upload);
 //   - when OpenID is configured (OPENID_CLIENT_ID, OPENID_CLIENT_SECRET,
 //     OPENID_ISSUER, OPENID_SESSION_SECRET), fetches
 //     <OPENID_ISSUER>/.well-known/openid-configuration and requires the
@@ -29,6 +32,7 @@ const http = require('node:http');
 const fs = require('node:fs');
 const { provider, checkConfigFile, providerVersion, configVersion } = require('./check-config');
 const { pingMongo, redact } = require('./mongo-ping');
+const { probeS3 } = require('./s3-probe');
 
 const DOUBLE = 'librechat';
 const env = process.env;
@@ -45,6 +49,7 @@ const report = {
   config: null,
   environment: null,
   mongo: null,
+  s3: null,
   openid: null,
   ragApi: null,
   models: null,
@@ -204,6 +209,20 @@ function checkEnvironment(config) {
         : null,
     ragApiUrl: env.RAG_API_URL || null,
   };
+}
+
+// --- S3 (fileStrategy s3) ---------------------------------------------------------
+
+async function checkS3() {
+  const where = `s3://${env.AWS_BUCKET_NAME} at ${env.AWS_ENDPOINT_URL || 'AWS'}`;
+  try {
+    const probe = await probeS3(env);
+    log(`S3: wrote and read back ${probe.key} in ${where}`);
+    return probe;
+  } catch (error) {
+    log(`S3: uploads to ${where} would fail: ${error.message}`);
+    return { ok: false, error: error.message };
+  }
 }
 
 // --- OpenID -------------------------------------------------------------------------
@@ -485,6 +504,9 @@ async function main() {
     fail(`MongoDB unreachable: ${error.message}`);
   }
   log(`MongoDB answered ping at ${report.mongo.host}:${report.mongo.port} (version ${report.mongo.serverVersion})`);
+  if (report.environment.fileStrategy === 's3') {
+    report.s3 = await checkS3();
+  }
   report.openid = await checkOpenId();
   report.ragApi = await checkRagApi();
   report.models = await loadModels(report.config.raw || {});
