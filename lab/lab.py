@@ -47,6 +47,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -241,22 +242,43 @@ def s3_argv() -> list[str]:
     ]  # fmt: skip
 
 
+def start_container(
+    name: str,
+    argv: list[str],
+    starting: str,
+    *,
+    answers: Callable[[], bool] | None = None,
+    timeout: float = 0,
+    what: str = "",
+) -> None:
+    """Start a lab container, made with ``docker run`` argv the first time (logged as "starting <starting>"); with
+    answers, wait at most timeout seconds until answers() is true, else show its log and fail naming what."""
+    if container_exists(name):
+        docker("container", "start", name)
+    else:
+        log(f"starting {starting}")
+        docker(*argv)
+    deadline = time.monotonic() + timeout
+    while answers is not None and not answers():
+        if time.monotonic() > deadline:
+            print_logs(name)
+            raise LabError(f"{what} did not answer within {timeout}s")
+        time.sleep(1)
+
+
 S3_HEALTH = f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{S3_CONTAINER_PORT}/health', timeout=3)"
+
+
+def s3_answers() -> bool:
+    return docker("exec", S3, "python3", "-c", S3_HEALTH, check=False, timeout=30).returncode == 0
 
 
 def start_s3() -> None:
     """The lab's object storage, on the lab network where the entrance and the GPU server reach it by address."""
-    if container_exists(S3):
-        docker("container", "start", S3)
-    else:
-        log(f"starting the lab's object storage {S3} (bucket {S3_BUCKET})")
-        docker(*s3_argv())
-    deadline = time.monotonic() + S3_TIMEOUT
-    while docker("exec", S3, "python3", "-c", S3_HEALTH, check=False, timeout=30).returncode != 0:
-        if time.monotonic() > deadline:
-            print_logs(S3)
-            raise LabError(f"the lab's object storage {S3} did not answer within {S3_TIMEOUT}s")
-        time.sleep(1)
+    start_container(
+        S3, s3_argv(), f"the lab's object storage {S3} (bucket {S3_BUCKET})",
+        answers=s3_answers, timeout=S3_TIMEOUT, what=f"the lab's object storage {S3}",
+    )  # fmt: skip
 
 
 def entrance_argv(config: LabConfig) -> list[str]:
@@ -280,26 +302,15 @@ def fake_answers(config: LabConfig) -> bool:
 
 
 def start_fakescw(config: LabConfig) -> None:
-    if container_exists(FAKESCW):
-        docker("container", "start", FAKESCW)
-    else:
-        log(f"starting the fake Scaleway API {FAKESCW}")
-        docker(*fakescw_argv(config))
-    deadline = time.monotonic() + FAKESCW_TIMEOUT
-    while not fake_answers(config):
-        if time.monotonic() > deadline:
-            print_logs(FAKESCW)
-            raise LabError(f"the fake Scaleway API did not answer within {FAKESCW_TIMEOUT}s")
-        time.sleep(1)
+    start_container(
+        FAKESCW, fakescw_argv(config), f"the fake Scaleway API {FAKESCW}",
+        answers=lambda: fake_answers(config), timeout=FAKESCW_TIMEOUT, what="the fake Scaleway API",
+    )  # fmt: skip
 
 
 def start_mongo() -> None:
     """The gpu-gateway layout's external MongoDB, on the lab network where the GPU server reaches it by address."""
-    if container_exists(MONGO):
-        docker("container", "start", MONGO)
-    else:
-        log(f"starting LibreChat's external database {MONGO} (FerretDB)")
-        docker(*mongo_argv())
+    start_container(MONGO, mongo_argv(), f"LibreChat's external database {MONGO} (FerretDB)")
 
 
 def wait_systemd(container: str, seconds: float = BOOT_TIMEOUT) -> None:
