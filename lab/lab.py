@@ -103,6 +103,7 @@ SCW_ORGANIZATION_ID: str = _LAB_VARS["scheduler_scaleway_organization_id"]
 # The lab's bucket and its keys: the backup role's settings in the inventory, which LibreChat's reuse.
 S3_BUCKET: str = _LAB_VARS["backup_s3_bucket"]
 S3_REGION: str = _LAB_VARS["backup_s3_region"]
+S3_BACKUP_PREFIX: str = _LAB_VARS["backup_s3_prefix"]  # where the entrance's restic repository is
 S3_ACCESS_KEY: str = _LAB_VARS["backup_s3_access_key"]
 S3_SECRET_KEY: str = _LAB_VARS["backup_s3_secret_key"]
 

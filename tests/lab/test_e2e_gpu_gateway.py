@@ -164,7 +164,8 @@ def test_librechat_on_the_gpu_stores_uploads_in_the_bucket():
     config = chat_site("/api/config").json()["double"]
     address = lab_address(lab_settings.S3)
     assert config["environment"]["fileStrategy"] == "s3", config["environment"]
-    assert config["environment"]["s3"]["endpoint"] == f"http://{address}:7070", config["environment"]["s3"]
+    endpoint = f"http://{address}:{lab_settings.S3_CONTAINER_PORT}"
+    assert config["environment"]["s3"]["endpoint"] == endpoint, config["environment"]["s3"]
     assert config["s3"]["ok"] is True, config["s3"]
     assert config["s3"]["bucket"] == lab_settings.S3_BUCKET, config["s3"]
     stored = f"/data/{lab_settings.S3_BUCKET}/{config['s3']['key']}"

@@ -62,7 +62,7 @@ pytestmark = only_in_layout("default")
 UPLOADS = "parrotpark-librechat-uploads"
 # The backups' place in the lab's bucket (inventories/lab: backup_s3_bucket, backup_s3_prefix), as a folder of the
 # S3 server's POSIX backend.
-BUCKET_REPOSITORY = f"/data/{lab_settings.S3_BUCKET}/backups/entrance"
+BUCKET_REPOSITORY = f"/data/{lab_settings.S3_BUCKET}/{lab_settings.S3_BACKUP_PREFIX.strip('/')}"
 LEDGER = "/var/lib/parrotpark/scheduler/gpu-sessions.jsonl"
 DRILL_USER = "drill"
 FIGURES: dict[str, object] = {}
@@ -162,9 +162,9 @@ def before():
     FIGURES["backup seconds (local repository and bucket)"] = round(time.monotonic() - started)
     state["snapshot_time"] = time.time()
     # The run stored a snapshot in the bucket, off the entrance: that is what the restore reads.
-    new = sorted(set(bucket_snapshots()) - set(in_bucket))
-    assert new, f"no new snapshot in {lab_settings.S3}:{BUCKET_REPOSITORY}/snapshots"
-    FIGURES["snapshots in the bucket"] = len(bucket_snapshots())
+    after = bucket_snapshots()
+    assert set(after) - set(in_bucket), f"no new snapshot in {lab_settings.S3}:{BUCKET_REPOSITORY}/snapshots"
+    FIGURES["snapshots in the bucket"] = len(after)
     return state
 
 
