@@ -119,6 +119,17 @@ CASES = {
         {"librechat_litellm_models": ["mistral-nemo-12b", "bge-m3"]},
         [r"librechat_litellm_models offers bge-m3, the RAG API's embedding model \(librechat_rag_embeddings_model\)"],
     ),
+    "file search without the RAG API": (
+        {"librechat_rag_api_enabled": False, "librechat_file_search": True},
+        [
+            r"librechat_file_search is true, but librechat_rag_api_enabled is false: File Search reads the documents"
+            r" through the RAG API"
+        ],
+    ),
+    "file search not a boolean": (
+        {"librechat_file_search": "sometimes"},
+        [r"librechat_file_search"],
+    ),
     "default model not offered": (
         {"librechat_default_model": "llama-3-8b"},
         [
@@ -456,7 +467,25 @@ def test_only_chat_models_offered_and_the_default_spec(tmp_path, variables, chat
     assert [spec["name"] for spec in specs if spec.get("default")] == [default_model]
     assert result["default_model"] == default_model
     assert (settings["prioritize"], settings["enforce"], settings["addedEndpoints"]) == (True, False, ["agents"])
-    assert config["interface"] == {"modelSelect": True, "parameters": True, "presets": True}
+    assert config["interface"] == {"modelSelect": True, "parameters": True, "presets": True, "fileSearch": True}
+    assert [spec["fileSearch"] for spec in specs] == [True] * len(chat_models)
+
+
+@pytest.mark.parametrize(
+    ("variables", "on"),
+    [
+        pytest.param({}, True, id="default with the RAG API"),
+        pytest.param({"librechat_rag_api_enabled": False}, False, id="default without the RAG API"),
+        pytest.param({"librechat_file_search": False}, False, id="turned off"),
+    ],
+)
+def test_file_search_from_the_plain_chat(tmp_path, variables, on):
+    """Every model spec starts its conversations with File Search on, and users may use it, when the RAG API
+    runs (issue 16, item 2); off without the RAG API or when turned off."""
+    config = rendered(tmp_path, {"litellm_models": LITELLM_MODELS, **variables})["config"]
+    _models, specs, _settings = offered(config)
+    assert [spec["fileSearch"] for spec in specs] == [on, on]
+    assert config["interface"]["fileSearch"] is on
 
 
 def test_rag_api_environment_keeps_the_context_check_off(tmp_path):

@@ -8,7 +8,8 @@ parser from the `add_argument` calls of `EngineArgs.add_cli_args`
 (`FrontendArgs`, `BaseFrontendArgs`: each field is `--kebab-case`) and the
 `add_argument` calls of `make_arg_parser`. They are read with `ast`, with the
 choices of `--runner`, `--quantization` and `--kv-cache-dtype` (their
-`Literal` types) and the environment variables vLLM reads (vllm/envs.py).
+`Literal` types), the tool parsers `--tool-call-parser` can name
+(vllm/tool_parsers) and the environment variables vLLM reads (vllm/envs.py).
 
 The source comes from PyPI through pip, cached under .cache/vllm-src/<version>
 (only the few files needed are kept). The sdist cannot be fetched with
@@ -48,6 +49,7 @@ WANTED = (
     "vllm/config/",
     "vllm/entrypoints/",
     "vllm/model_executor/layers/quantization/__init__.py",
+    "vllm/tool_parsers/",
 )
 
 # A model with every option of a vllm_models entry set, and a pooling model.
@@ -96,7 +98,8 @@ def _fetch() -> Path:
     CACHE.parent.mkdir(parents=True, exist_ok=True)
     with (CACHE.parent / f".{VERSION}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (CACHE / "COMPLETE").is_file():
+        complete = CACHE / "COMPLETE"
+        if complete.is_file() and f"wanted: {' '.join(WANTED)}" in complete.read_text():
             return CACHE
         with tempfile.TemporaryDirectory(dir=CACHE.parent) as tmp:
             download = subprocess.run(
@@ -128,7 +131,7 @@ def _fetch() -> Path:
                         wheel.extract(name, staging)
             shutil.rmtree(CACHE, ignore_errors=True)
             shutil.move(str(staging), CACHE)
-        (CACHE / "COMPLETE").write_text(f"vllm {VERSION}, from {wheels[0].name}\n")
+        (CACHE / "COMPLETE").write_text(f"vllm {VERSION}, from {wheels[0].name}\nwanted: {' '.join(WANTED)}\n")
     return CACHE
 
 
@@ -176,6 +179,15 @@ def _literal(source: Path, name: str, others: dict[str, set[str]] | None = None)
     raise AssertionError(f"{name} = Literal[...] not found in {source}")
 
 
+def _dict_keys(source: Path, name: str) -> set[str]:
+    """The string keys of `name = {...}` in source."""
+    for node in ast.walk(_tree(source)):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            assert isinstance(node.value, ast.Dict), f"{name} in {source} is not a dict"
+            return {key.value for key in node.value.keys if isinstance(key, ast.Constant)}
+    raise AssertionError(f"{name} = {{...}} not found in {source}")
+
+
 @pytest.fixture(scope="module")
 def vllm_cli() -> dict[str, Any]:
     """What `vllm serve` of the pinned release accepts."""
@@ -191,6 +203,7 @@ def vllm_cli() -> dict[str, Any]:
     runner_type = _literal(src / "config" / "scheduler.py", "RunnerType")
     envs = (src / "envs.py").read_text()
     return {
+        "tool_call_parser": _dict_keys(src / "tool_parsers" / "__init__.py", "_TOOL_PARSERS_TO_REGISTER"),
         "flags": flags,
         "frontend_file": frontend_files[0].relative_to(src.parent),
         "runner": _literal(src / "config" / "model.py", "RunnerOption", {"RunnerType": runner_type}),
@@ -260,6 +273,7 @@ def assert_accepted(command: list[str], cli: dict[str, Any]) -> None:
         ("--runner", "runner"),
         ("--quantization", "quantization"),
         ("--kv-cache-dtype", "kv_cache_dtype"),
+        ("--tool-call-parser", "tool_call_parser"),
     ):
         if flag in command:
             value = command[command.index(flag) + 1]
@@ -274,6 +288,7 @@ def test_source_read(vllm_cli):
     assert "--not-a-vllm-flag" not in flags
     assert {"generate", "pooling"} <= vllm_cli["runner"]
     assert "awq" in vllm_cli["quantization"]
+    assert {"mistral", "hermes", "llama3_json"} <= vllm_cli["tool_call_parser"]
 
 
 def test_default_models(tmp_path, vllm_cli):
@@ -282,6 +297,11 @@ def test_default_models(tmp_path, vllm_cli):
     for command in commands.values():
         assert_accepted(command, vllm_cli)
     assert commands["embed"][commands["embed"].index("--runner") + 1] == "pooling"
+    # LibreChat's File Search runs the chat model as an agent that calls a
+    # tool: vLLM answers requests with tools only with both flags.
+    chat = commands["chat"]
+    assert "--enable-auto-tool-choice" in chat, chat
+    assert chat[chat.index("--tool-call-parser") + 1] == "mistral"
 
 
 def test_model_with_every_option(tmp_path, vllm_cli):
@@ -304,6 +324,8 @@ def test_checker_rejects_what_vllm_would(vllm_cli):
         assert_accepted(["--model", "x", "--task", "embed", "--enable-magic"], vllm_cli)
     with pytest.raises(AssertionError, match="--runner embed: not one of"):
         assert_accepted(["--runner", "embed"], vllm_cli)
+    with pytest.raises(AssertionError, match="--tool-call-parser mistral-nemo: not one of"):
+        assert_accepted(["--enable-auto-tool-choice", "--tool-call-parser", "mistral-nemo"], vllm_cli)
 
 
 def test_environment_variables_read_by_vllm(vllm_cli):

@@ -12,6 +12,7 @@ the lab's containers.
 
 from __future__ import annotations
 
+import json
 import time
 
 import openai
@@ -46,6 +47,7 @@ from lab_support import (
     psql,
     run_unit,
     sh,
+    site_url,
     wait_for_metric_rows,
     wait_for_window,
 )
@@ -131,6 +133,43 @@ def test_the_answer_comes_from_the_gpu_double():
     # text is the double's: the request reached the GPU server's vLLM port.
     assert r.json()["model"].endswith(CHAT_MODEL), r.json()
     assert_double_echoes(r.json()["choices"][0]["message"]["content"], "who answers?")
+
+
+FILE_SEARCH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "file_search",
+        "description": "Search the documents attached to the conversation",
+        "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+    },
+}
+
+
+def test_a_question_about_a_document_reaches_the_model_as_file_search():
+    """Issue 16, item 2: from the plain chat, a question about an uploaded document is searched through the RAG
+    API. LibreChat serves the organisation's model with File Search on (what its double reads from the file and
+    the environment, as LibreChat does), and runs that model as an agent with a file_search tool: through Caddy
+    and LiteLLM, the GPU's vLLM must take requests with the tool (it refuses them, 400, without the vllm role's
+    tool-call flags) and, when the tool must be used, call it with the question."""
+    config = requests.get(site_url("chat") + "/api/config", timeout=30, verify=lab_ca()).json()
+    report = config["double"]["fileSearch"]
+    assert report["offered"] is True, report
+    assert (report["spec"], report["model"]) == (CHAT_MODEL, CHAT_MODEL), report
+    assert config["interface"]["fileSearch"] is True
+    assert config["double"]["ragApi"]["reachable"] is True, config["double"]["ragApi"]
+
+    client = openai_client()
+    question = "what does the annual report say about volunteers?"
+    messages = [{"role": "user", "content": question}]
+    answer = client.chat.completions.create(model=CHAT_MODEL, messages=messages, tools=[FILE_SEARCH_TOOL])
+    assert_double_echoes(answer.choices[0].message.content, question)
+    call = client.chat.completions.create(
+        model=CHAT_MODEL, messages=messages, tools=[FILE_SEARCH_TOOL], tool_choice="required"
+    )
+    assert call.choices[0].finish_reason == "tool_calls", call
+    (tool_call,) = call.choices[0].message.tool_calls
+    assert tool_call.function.name == "file_search"
+    assert json.loads(tool_call.function.arguments) == {"query": question}
 
 
 def test_lab_user_gets_a_token_through_the_librechat_client():

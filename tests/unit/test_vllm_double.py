@@ -292,6 +292,82 @@ def test_stream_without_include_usage_has_no_usage_chunk(chat):
     assert events[-1]["choices"][0]["finish_reason"] == "length"
 
 
+FILE_SEARCH_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "file_search",
+        "description": "Search the files attached to the conversation",
+        "parameters": {
+            "type": "object",
+            "properties": {"query": {"type": "string"}, "top_k": {"type": "integer"}},
+            "required": ["query"],
+        },
+    },
+}
+TOOL_ARGS = [*CHAT_ARGS, "--enable-auto-tool-choice", "--tool-call-parser", "mistral"]
+
+
+@pytest.fixture(scope="module")
+def chat_with_tools(tmp_path_factory):
+    double = Double(TOOL_ARGS, tmp_path_factory.mktemp("tools") / "server.log")
+    yield double
+    double.stop()
+
+
+def test_tools_without_the_auto_tool_choice_flags_are_refused_like_vllm(chat):
+    # LibreChat's agents (file search) send tools and no tool_choice: "auto".
+    for extra in ({"tools": [FILE_SEARCH_TOOL]}, {"tools": [FILE_SEARCH_TOOL], "tool_choice": "auto"}):
+        status, _ignored, answer = chat.json("POST", "/v1/chat/completions", chat_body(**extra))
+        assert status == 400, answer
+        assert answer["error"]["message"] == (
+            '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+        )
+    status, _ignored, answer = chat.json(
+        "POST", "/v1/chat/completions", chat_body(tools=[FILE_SEARCH_TOOL], tool_choice="none")
+    )
+    assert status == 200, answer
+
+
+def test_auto_tool_choice_needs_a_parser_at_start():
+    with pytest.raises(vllm_double.UsageError, match="requires --tool-call-parser"):
+        vllm_double.Config(["--model", "m", "--enable-auto-tool-choice"], {})
+    config = vllm_double.Config(TOOL_ARGS, {})
+    assert (config.auto_tool_choice, config.tool_call_parser) == (True, "mistral")
+
+
+def test_with_the_flags_auto_answers_and_required_calls_the_tool(chat_with_tools):
+    status, _ignored, answer = chat_with_tools.json(
+        "POST", "/v1/chat/completions", chat_body("What does the report say?", tools=[FILE_SEARCH_TOOL])
+    )
+    assert status == 200, answer
+    assert answer["choices"][0]["message"]["content"].endswith("echo: What does the report say?")
+    for choice in ("required", {"type": "function", "function": {"name": "file_search"}}):
+        body = chat_body("What does the report say?", tools=[FILE_SEARCH_TOOL], tool_choice=choice)
+        status, _ignored, answer = chat_with_tools.json("POST", "/v1/chat/completions", body)
+        assert status == 200, answer
+        assert answer["choices"][0]["finish_reason"] == "tool_calls"
+        (call,) = answer["choices"][0]["message"]["tool_calls"]
+        assert call["function"]["name"] == "file_search"
+        assert json.loads(call["function"]["arguments"]) == {"query": "What does the report say?"}
+    body = chat_body(tools=[FILE_SEARCH_TOOL], tool_choice={"type": "function", "function": {"name": "web"}})
+    status, _ignored, answer = chat_with_tools.json("POST", "/v1/chat/completions", body)
+    assert status == 400
+    assert "'web' has not been passed" in answer["error"]["message"]
+
+
+def test_a_streamed_tool_call(chat_with_tools):
+    body = chat_body("find the budget", tools=[FILE_SEARCH_TOOL], tool_choice="required", stream=True)
+    status, _ignored, raw = chat_with_tools.request("POST", "/v1/chat/completions", body)
+    assert status == 200
+    events = sse_events(raw)
+    calls = [e["choices"][0]["delta"]["tool_calls"] for e in events if "tool_calls" in e["choices"][0]["delta"]]
+    assert len(calls) == 1
+    assert calls[0][0]["index"] == 0
+    assert calls[0][0]["function"]["name"] == "file_search"
+    assert json.loads(calls[0][0]["function"]["arguments"]) == {"query": "find the budget"}
+    assert events[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
 def test_text_completions(chat):
     body = {"model": "mistral-nemo-12b", "prompt": ["one two", "three"], "max_tokens": 50}
     status, _ignored, answer = chat.json("POST", "/v1/completions", body)

@@ -283,6 +283,32 @@ def test_librechat_offers_the_chat_models(host, base, startup, role_vars):
     assert startup["interface"]["modelSelect"] is True
 
 
+def file_search(role_vars) -> bool:
+    """librechat_file_search as Ansible reads it (its default is a template, rendered here as text)."""
+    return str(role_vars["librechat_file_search"]).lower() == "true"
+
+
+def test_file_search_from_the_plain_chat(host, startup, role_vars):
+    """With the RAG API, every model spec starts its conversations with File Search on and users may use it, so
+    a question about an uploaded document is searched through the RAG API from the chat with the organisation's
+    model; LibreChat's conditions for it hold in what it serves (the double reads them as LibreChat does)."""
+    config = yaml.safe_load(host.file(f"{role_vars['librechat_config_dir']}/librechat.yaml").content_string)
+    wanted = file_search(role_vars)
+    assert wanted is role_vars["librechat_rag_api_enabled"], "default: on with the RAG API, off without"
+    assert [spec["fileSearch"] for spec in config["modelSpecs"]["list"]] == [wanted] * len(chat_models(role_vars))
+    assert config["interface"]["fileSearch"] is wanted
+    report = startup["double"]["fileSearch"]
+    assert (report["spec"], report["model"]) == (default_model(role_vars), default_model(role_vars))
+    assert report["endpoint"] == role_vars["librechat_litellm_endpoint_name"]
+    assert "file_search" in report["capabilities"]
+    if wanted:
+        assert report == {**report, "offered": True, "reasons": []}
+    else:
+        assert report["offered"] is False
+        assert f"the default model spec {default_model(role_vars)} does not turn File Search on" in report["reasons"][0]
+        assert any("RAG_API_URL is not set" in reason for reason in report["reasons"]), report
+
+
 def test_config_validated_with_librechats_schema(startup, role_vars):
     report = startup["double"]
     assert report["schemaPackage"] == SCHEMA_PACKAGE

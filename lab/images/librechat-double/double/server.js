@@ -21,7 +21,8 @@
 //     endpoint whether it accepts the client and the callback URL.
 // Then it serves GET /health ("OK"), GET /api/config (LibreChat's startup
 // configuration fields, with `modelSpecs` and `interface` as LibreChat
-// derives them from the file, plus a `double` report of every check above),
+// derives them from the file, plus a `double` report of every check above
+// and of whether a plain chat on the default model spec offers File Search),
 // GET /api/models (the models each custom endpoint offers: models.default,
 // or with models.fetch the list its baseURL answers at start, as LibreChat)
 // and GET /oauth/openid (a redirect to the provider's login, like LibreChat).
@@ -414,6 +415,45 @@ function interfaceConfig(config, hasSpecs) {
   };
 }
 
+// File Search from the plain chat, as LibreChat decides it for a conversation
+// that starts on the default model spec: the spec turns the tool on
+// (fileSearch), so LibreChat runs the spec's model as an ephemeral agent
+// with the file_search tool and the paperclip offers "Upload for File
+// Search"; users may use the tool (interface.fileSearch, on unless false);
+// the agents endpoint has the capability (endpoints.agents.capabilities,
+// LibreChat's defaultAgentCapabilities when unset); and RAG_API_URL names the
+// RAG API that embeds and searches the documents. The double cannot show the
+// menu itself (it has no client) nor run the agent; this is what it can read.
+function fileSearchFromChat(config, specs) {
+  const reasons = [];
+  const list = (specs && specs.list) || [];
+  const spec = list.find((candidate) => candidate.default) || list[0];
+  if (!spec) {
+    reasons.push('no model spec: a new conversation starts with no tool on');
+  } else if (spec.fileSearch !== true) {
+    reasons.push(`the default model spec ${spec.name} does not turn File Search on (fileSearch)`);
+  }
+  if ((config.interface || {}).fileSearch === false) {
+    reasons.push('interface.fileSearch is false: users may not use File Search');
+  }
+  const agents = (config.endpoints || {}).agents || {};
+  const capabilities = agents.capabilities || provider.defaultAgentCapabilities;
+  if (!capabilities.includes(provider.AgentCapabilities.file_search)) {
+    reasons.push('endpoints.agents.capabilities has no file_search');
+  }
+  if (!env.RAG_API_URL) {
+    reasons.push('RAG_API_URL is not set: no RAG API embeds and searches the documents');
+  }
+  return {
+    offered: reasons.length === 0,
+    spec: spec ? spec.name : null,
+    endpoint: spec ? spec.preset.endpoint : null,
+    model: spec ? spec.preset.model : null,
+    capabilities,
+    reasons,
+  };
+}
+
 // --- HTTP ---------------------------------------------------------------------------
 
 function startupConfig() {
@@ -439,6 +479,7 @@ function startupConfig() {
       ...report,
       config: report.config && { ...report.config, raw: undefined },
       skippedModelSpecs: specs.skipped,
+      fileSearch: fileSearchFromChat(config, specs.served),
     },
   };
 }

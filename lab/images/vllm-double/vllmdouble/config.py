@@ -24,6 +24,7 @@ VALUE_FLAGS = {
     "--quantization",
     "--dtype",
     "--uvicorn-log-level",
+    "--tool-call-parser",
 }
 ALIASES = {"-q": "--quantization"}
 MULTI_FLAGS = {"--served-model-name", "--api-key"}
@@ -35,6 +36,7 @@ BOOL_FLAGS = {
     "--disable-uvicorn-access-log",
     "--enable-force-include-usage",
     "--disable-log-stats",
+    "--enable-auto-tool-choice",
 }
 RUNNERS = ("auto", "generate", "pooling", "draft")
 POOLING_TASKS = ("embed", "embedding")
@@ -174,6 +176,12 @@ class Config:
         self.quantization = opts.get("quantization")
         self.access_log = not ({"--disable-uvicorn-access-log"} & opts["bools"])
         self.force_include_usage = "--enable-force-include-usage" in opts["bools"]
+        # Tool calling: vLLM answers tool_choice "auto" only with both flags,
+        # and refuses to start with the first flag alone.
+        self.auto_tool_choice = "--enable-auto-tool-choice" in opts["bools"]
+        self.tool_call_parser = opts.get("tool-call-parser")
+        if self.auto_tool_choice and not self.tool_call_parser:
+            raise UsageError("--enable-auto-tool-choice requires --tool-call-parser")
         self.token_latency = _env_float(environ, "DOUBLE_TOKEN_LATENCY_MS", 0.0) / 1000.0
         self.startup_seconds = _env_float(environ, "DOUBLE_STARTUP_SECONDS", 0.0)
         self.keep_alive = _env_float(environ, "VLLM_HTTP_TIMEOUT_KEEP_ALIVE", 5.0)

@@ -119,6 +119,10 @@ class ApiHandler(BaseHandler):
         request = self._json_request(body)
         model = self._model(request)
         last_user, prompt_tokens = generation.chat_prompt(request.get("messages"))
+        call = generation.tool_call(request, last_user, self.server.config.auto_tool_choice)
+        if call is not None:
+            self._chat_tool_call(request, model, prompt_tokens, call)
+            return
         limit = generation.max_tokens(request, prompt_tokens, None, self.server.config.max_model_len)
         tokens, reason = generation.generate(generation.echo(model, last_user), limit, generation.stops(request))
         ids = f"chatcmpl-{uuid.uuid4().hex}"
@@ -168,6 +172,66 @@ class ApiHandler(BaseHandler):
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": text, "tool_calls": []},
+                        "logprobs": None,
+                        "finish_reason": reason,
+                        "stop_reason": None,
+                    }
+                ],
+                "usage": generation.usage(prompt_tokens, len(tokens)),
+            },
+        )
+
+    def _chat_tool_call(self, request, model, prompt_tokens, call):
+        """Answer a chat request with one tool call (finish_reason tool_calls), streamed or not."""
+        tokens, reason = [call["function"]["arguments"]], "tool_calls"
+        ids = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(time.time())
+
+        def chunk(delta, finish):
+            return {
+                "id": ids,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            }
+
+        if request.get("stream"):
+            options = request.get("stream_options") or {}
+            include_usage = self.server.config.force_include_usage or bool(options.get("include_usage"))
+            self._stream(
+                prompt_tokens,
+                tokens,
+                reason,
+                first=chunk({"role": "assistant", "content": None}, None),
+                piece=lambda _tok, _last: chunk({"tool_calls": [{"index": 0, **call}]}, reason),
+                empty_final=None,
+                usage_chunk=(
+                    lambda usage: {
+                        "id": ids,
+                        "object": "chat.completion.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                )
+                if include_usage
+                else None,
+            )
+            return
+        self._run(prompt_tokens, tokens, reason)
+        self._send_json(
+            200,
+            {
+                "id": ids,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": None, "tool_calls": [call]},
                         "logprobs": None,
                         "finish_reason": reason,
                         "stop_reason": None,

@@ -1,13 +1,15 @@
 """The double's "model" for chat and text completions: it echoes the prompt.
 
 Also the request fields of those APIs it reads (messages, prompt, max_tokens,
-stop) and the usage block it answers. Tokens are the double's own: words and
+stop, tools, tool_choice) and the usage block it answers. Tokens are the double's own: words and
 punctuation for prompts, words with their leading whitespace for output.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 
 from .errors import ApiError
 
@@ -76,6 +78,59 @@ def chat_prompt(messages):
     if last_user is None:
         last_user = message_text(messages[-1].get("content"))
     return last_user, count_tokens("\n".join(texts)) + 3 * len(messages)
+
+
+AUTO_TOOLS_REFUSED = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+
+
+def tool_call(request, last_user, auto_tools):
+    """The tool call a chat request gets, or None for an answer in text, as vLLM decides it.
+
+    vLLM's tool_choice is "auto" when the request has tools and names none
+    ("none" without tools). "auto" needs the server's --enable-auto-tool-choice
+    and --tool-call-parser, else the request is refused (400); with them the
+    model decides, and the double, which runs no model, always answers in text.
+    "required" and a named function get a call (guided decoding in vLLM, no
+    parser needed): the named tool, else the first, with every required string
+    parameter set to the last user message (the double's echo).
+    """
+    tools = request.get("tools") or []
+    if not isinstance(tools, list) or not all(
+        isinstance(tool, dict) and isinstance(tool.get("function"), dict) and tool["function"].get("name")
+        for tool in tools
+    ):
+        raise ApiError(400, "tools: a list of {type: function, function: {name, parameters}}", param="tools")
+    choice = request.get("tool_choice", "auto" if tools else "none")
+    if choice == "none":
+        return None
+    if choice == "auto":
+        if tools and not auto_tools:
+            raise ApiError(400, AUTO_TOOLS_REFUSED)
+        return None
+    if not tools:
+        raise ApiError(400, "When using `tool_choice`, `tools` must be set.", param="tool_choice")
+    if choice == "required":
+        function = tools[0]["function"]
+    elif isinstance(choice, dict) and choice.get("type") == "function":
+        name = (choice.get("function") or {}).get("name")
+        named = [tool["function"] for tool in tools if tool["function"]["name"] == name]
+        if not named:
+            raise ApiError(400, f"Tool '{name}' has not been passed in `tools`.", param="tool_choice")
+        function = named[0]
+    else:
+        raise ApiError(400, "tool_choice must be none, auto, required or a named function", param="tool_choice")
+    parameters = function.get("parameters") or {}
+    properties = parameters.get("properties") or {}
+    arguments = {
+        name: last_user
+        for name in parameters.get("required") or []
+        if (properties.get(name) or {}).get("type") == "string"
+    }
+    return {
+        "id": f"chatcmpl-tool-{uuid.uuid4().hex}",
+        "type": "function",
+        "function": {"name": function["name"], "arguments": json.dumps(arguments)},
+    }
 
 
 def completion_prompts(prompt):
