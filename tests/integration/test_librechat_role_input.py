@@ -486,6 +486,18 @@ def test_file_search_from_the_plain_chat(tmp_path, variables, on):
     _models, specs, _settings = offered(config)
     assert [spec["fileSearch"] for spec in specs] == [on, on]
     assert config["interface"]["fileSearch"] is on
+    # Uploads: with File Search, documents to the tool and their text to a turn without it; without, a PDF
+    # as its text. Never a PDF as a file part, which vLLM refuses.
+    if on:
+        assert config["fileConfig"] == {
+            "defaultLLMDeliveryPath": {
+                "fallback": "none",
+                "overrides": {"image/*": "provider", "audio/*": "provider", "video/*": "provider"},
+            },
+            "textFallbackWithoutTools": True,
+        }
+    else:
+        assert config["fileConfig"] == {"defaultLLMDeliveryPath": {"overrides": {"application/pdf": "text"}}}
 
 
 def test_rag_api_environment_keeps_the_context_check_off(tmp_path):

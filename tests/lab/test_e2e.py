@@ -156,6 +156,11 @@ def test_a_question_about_a_document_reaches_the_model_as_file_search():
     assert report["offered"] is True, report
     assert (report["spec"], report["model"]) == (CHAT_MODEL, CHAT_MODEL), report
     assert config["interface"]["fileSearch"] is True
+    # The upload reaches the tool, not the model as a file part (which vLLM refuses), with its text for a turn
+    # without File Search (LibreChat's own routing functions, in the double).
+    for routing in report["uploads"].values():
+        assert routing["paths"]["application/pdf"] == "none", routing
+        assert routing["textFallbackWithoutTools"] is True, routing
     assert config["double"]["ragApi"]["reachable"] is True, config["double"]["ragApi"]
 
     client = openai_client()

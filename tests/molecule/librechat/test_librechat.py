@@ -301,6 +301,14 @@ def test_file_search_from_the_plain_chat(host, startup, role_vars):
     assert (report["spec"], report["model"]) == (default_model(role_vars), default_model(role_vars))
     assert report["endpoint"] == role_vars["librechat_litellm_endpoint_name"]
     assert "file_search" in report["capabilities"]
+    # Where an upload goes, as LibreChat's own functions decide it: never a PDF as a file part (vLLM refuses
+    # those); with File Search, documents to the tool and their text to a turn without it.
+    for endpoint in (role_vars["librechat_litellm_endpoint_name"], "agents"):
+        routing = report["uploads"][endpoint]
+        assert routing["paths"]["application/pdf"] == ("none" if wanted else "text"), routing
+        assert routing["paths"]["text/plain"] == ("none" if wanted else "text"), routing
+        assert routing["paths"]["image/png"] == "provider", routing
+        assert routing["textFallbackWithoutTools"] is wanted, routing
     if wanted:
         assert report == {**report, "offered": True, "reasons": []}
     else:

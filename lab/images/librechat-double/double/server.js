@@ -422,7 +422,10 @@ function interfaceConfig(config, hasSpecs) {
 // Search"; users may use the tool (interface.fileSearch, on unless false);
 // the agents endpoint has the capability (endpoints.agents.capabilities,
 // LibreChat's defaultAgentCapabilities when unset); and RAG_API_URL names the
-// RAG API that embeds and searches the documents. The double cannot show the
+// RAG API that embeds and searches the documents. And the upload itself must
+// reach something: a document routed to the provider would reach vLLM as a
+// file part, which it refuses, and one routed to the tools only needs the
+// text fallback for a turn without File Search. The double cannot show the
 // menu itself (it has no client) nor run the agent; this is what it can read.
 function fileSearchFromChat(config, specs) {
   const reasons = [];
@@ -444,14 +447,46 @@ function fileSearchFromChat(config, specs) {
   if (!env.RAG_API_URL) {
     reasons.push('RAG_API_URL is not set: no RAG API embeds and searches the documents');
   }
+  const uploads = uploadRouting(config, spec ? spec.preset.endpoint : null);
+  for (const [endpoint, routing] of Object.entries(uploads)) {
+    if (routing.paths[PDF] === 'provider') {
+      reasons.push(`a PDF uploaded on ${endpoint} goes to the model as a file part, which vLLM refuses (fileConfig)`);
+    }
+    if (Object.values(routing.paths).includes('none') && routing.textFallbackWithoutTools !== true) {
+      reasons.push(`a document uploaded on ${endpoint} for the tools is invisible in a turn without File Search`);
+    }
+  }
   return {
     offered: reasons.length === 0,
     spec: spec ? spec.name : null,
     endpoint: spec ? spec.preset.endpoint : null,
     model: spec ? spec.preset.model : null,
     capabilities,
+    uploads,
     reasons,
   };
+}
+
+// Where an upload goes, by type, as LibreChat's unified upload decides it
+// with its own functions (librechat-data-provider): "provider" (the file
+// itself, as a content part), "text" (its extracted text in the prompt) or
+// "none" (the tools only: File Search embeds it). For the spec's endpoint
+// and for "agents", which an ephemeral agent's upload reports.
+const PDF = 'application/pdf';
+const UPLOAD_TYPES = [PDF, 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', 'text/plain', 'image/png'];
+function uploadRouting(config, specEndpoint) {
+  const merged = provider.mergeFileConfig(config.fileConfig);
+  const routing = {};
+  for (const endpoint of [specEndpoint, provider.EModelEndpoint.agents].filter(Boolean)) {
+    const endpointType = endpoint === provider.EModelEndpoint.agents ? endpoint : 'custom';
+    const endpointConfig = provider.getEndpointFileConfig({ fileConfig: merged, endpoint, endpointType });
+    const paths = {};
+    for (const mimeType of UPLOAD_TYPES) {
+      paths[mimeType] = provider.resolveUploadLLMDeliveryPath({ mimeType, endpointConfig, fileConfig: merged, endpoint });
+    }
+    routing[endpoint] = { paths, textFallbackWithoutTools: endpointConfig.textFallbackWithoutTools === true };
+  }
+  return routing;
 }
 
 // --- HTTP ---------------------------------------------------------------------------
