@@ -418,8 +418,8 @@ function interfaceConfig(config, hasSpecs) {
 // File Search from the plain chat, as LibreChat decides it for a conversation
 // that starts on the default model spec: the spec turns the tool on
 // (fileSearch), so LibreChat runs the spec's model as an ephemeral agent
-// with the file_search tool and the paperclip offers "Upload for File
-// Search"; users may use the tool (interface.fileSearch, on unless false);
+// with the file_search tool, to which an attached document is routed;
+// users may use the tool (interface.fileSearch, on unless false);
 // the agents endpoint has the capability (endpoints.agents.capabilities,
 // LibreChat's defaultAgentCapabilities when unset); and RAG_API_URL names the
 // RAG API that embeds and searches the documents. And the upload itself must
