@@ -120,70 +120,12 @@ class ApiHandler(BaseHandler):
         model = self._model(request)
         last_user, prompt_tokens = generation.chat_prompt(request.get("messages"))
         call = generation.tool_call(request, last_user, self.server.config.auto_tool_choice)
-        if call is not None:
-            self._chat_tool_call(request, model, prompt_tokens, call)
-            return
-        limit = generation.max_tokens(request, prompt_tokens, None, self.server.config.max_model_len)
-        tokens, reason = generation.generate(generation.echo(model, last_user), limit, generation.stops(request))
-        ids = f"chatcmpl-{uuid.uuid4().hex}"
-        if request.get("stream"):
-            options = request.get("stream_options") or {}
-            include_usage = self.server.config.force_include_usage or bool(options.get("include_usage"))
-
-            def chunk(delta, finish):
-                return {
-                    "id": ids,
-                    "object": "chat.completion.chunk",
-                    "created": int(time.time()),
-                    "model": model,
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-                }
-
-            self._stream(
-                prompt_tokens,
-                tokens,
-                reason,
-                first=chunk({"role": "assistant", "content": ""}, None),
-                piece=lambda tok, last: chunk({"content": tok}, reason if last else None),
-                empty_final=chunk({"content": ""}, reason),
-                usage_chunk=(
-                    lambda usage: {
-                        "id": ids,
-                        "object": "chat.completion.chunk",
-                        "created": int(time.time()),
-                        "model": model,
-                        "choices": [],
-                        "usage": usage,
-                    }
-                )
-                if include_usage
-                else None,
-            )
-            return
-        text = self._run(prompt_tokens, tokens, reason)
-        self._send_json(
-            200,
-            {
-                "id": ids,
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "tool_calls": []},
-                        "logprobs": None,
-                        "finish_reason": reason,
-                        "stop_reason": None,
-                    }
-                ],
-                "usage": generation.usage(prompt_tokens, len(tokens)),
-            },
-        )
-
-    def _chat_tool_call(self, request, model, prompt_tokens, call):
-        """Answer a chat request with one tool call (finish_reason tool_calls), streamed or not."""
-        tokens, reason = [call["function"]["arguments"]], "tool_calls"
+        if call is None:
+            limit = generation.max_tokens(request, prompt_tokens, None, self.server.config.max_model_len)
+            tokens, reason = generation.generate(generation.echo(model, last_user), limit, generation.stops(request))
+        else:
+            # One tool call: its arguments are the whole output.
+            tokens, reason = [call["function"]["arguments"]], "tool_calls"
         ids = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
 
@@ -196,6 +138,11 @@ class ApiHandler(BaseHandler):
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
             }
 
+        def piece(tok, last):
+            if call is not None:
+                return chunk({"tool_calls": [{"index": 0, **call}]}, reason)
+            return chunk({"content": tok}, reason if last else None)
+
         if request.get("stream"):
             options = request.get("stream_options") or {}
             include_usage = self.server.config.force_include_usage or bool(options.get("include_usage"))
@@ -203,9 +150,9 @@ class ApiHandler(BaseHandler):
                 prompt_tokens,
                 tokens,
                 reason,
-                first=chunk({"role": "assistant", "content": None}, None),
-                piece=lambda _tok, _last: chunk({"tool_calls": [{"index": 0, **call}]}, reason),
-                empty_final=None,
+                first=chunk({"role": "assistant", "content": None if call else ""}, None),
+                piece=piece,
+                empty_final=chunk({"content": ""}, reason),
                 usage_chunk=(
                     lambda usage: {
                         "id": ids,
@@ -220,7 +167,12 @@ class ApiHandler(BaseHandler):
                 else None,
             )
             return
-        self._run(prompt_tokens, tokens, reason)
+        text = self._run(prompt_tokens, tokens, reason)
+        message = (
+            {"role": "assistant", "content": None, "tool_calls": [call]}
+            if call
+            else {"role": "assistant", "content": text, "tool_calls": []}
+        )
         self._send_json(
             200,
             {
@@ -229,13 +181,7 @@ class ApiHandler(BaseHandler):
                 "created": created,
                 "model": model,
                 "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": None, "tool_calls": [call]},
-                        "logprobs": None,
-                        "finish_reason": reason,
-                        "stop_reason": None,
-                    }
+                    {"index": 0, "message": message, "logprobs": None, "finish_reason": reason, "stop_reason": None}
                 ],
                 "usage": generation.usage(prompt_tokens, len(tokens)),
             },
