@@ -101,8 +101,23 @@ REFUSED_LAYOUTS = {
     ),
     "gpu-gateway with PostgreSQL unreachable from the GPU server": (
         {"entrance": ["e1"], "gateway": [], "chat": [], "inference": []},
-        {"librechat_mongodb_enabled": False, "librechat_mongo_uri": "mongodb://db.example.test:27017/LibreChat"},
-        [r"publish\s+PostgreSQL on the private network with pgvector_listen_addresses", r"got\s+\[\] and \[\]"],
+        {
+            "librechat_mongodb_enabled": False,
+            "librechat_mongo_uri": "mongodb://db.example.test:27017/LibreChat",
+            "librechat_file_strategy": "s3",
+        },
+        [r"publish\s+PostgreSQL on the private network with pgvector_listen_addresses", r"got\s+\[\]\s+and\s+\[\]"],
+    ),
+    # Uploads in a docker volume of a server destroyed every evening would be lost with it.
+    "gpu-gateway with uploads on the GPU server": (
+        {"entrance": ["e1"], "gateway": [], "chat": [], "inference": []},
+        {
+            "librechat_mongodb_enabled": False,
+            "librechat_mongo_uri": "mongodb://db.example.test:27017/LibreChat",
+            "pgvector_listen_addresses": ["10.0.0.2"],
+            "pgvector_allowed_networks": ["10.0.0.0/24"],
+        },
+        [r"set\s+librechat_file_strategy\s+to\s+s3\s+so\s+that\s+uploaded\s+files\s+outlive", r"\(got\s+local\)"],
     ),
 }
 
@@ -113,7 +128,9 @@ def test_entrance_refuses_a_layout_it_cannot_deploy(tmp_path, layout):
     server lacks what a GPU server destroyed every evening needs; the message names the groups or variables."""
     groups, variables, patterns = REFUSED_LAYOUTS[layout]
     inventory = write_inventory(tmp_path / "hosts.json", groups)
-    (tmp_path / "vars.json").write_text(json.dumps({"parrotpark_domain": "example.test", **variables}))
+    # Secrets in tmp_path: a layout that is not refused (the test fails) goes on to generate them.
+    settings = {"parrotpark_domain": "example.test", "parrotpark_secrets_dir": str(tmp_path / "secrets"), **variables}
+    (tmp_path / "vars.json").write_text(json.dumps(settings))
     result = run_playbook(
         "--check", "-i", str(inventory), str(ROOT / "playbooks" / "entrance.yml"), "-e", f"@{tmp_path / 'vars.json'}"
     )
