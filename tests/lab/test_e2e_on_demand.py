@@ -66,6 +66,9 @@ DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 # The stream kept open past the idle deadline: the lab's double answers one output token every 30 ms
 # (vllm_env in inventories/lab), and echoes the prompt's words: 3,000 words stream for about 90 s.
 STREAM_WORDS = 3000
+# The idle time of the floor-window test (minutes, a fraction allowed): long enough for several polls of the
+# GPU's counters (scheduler_waker_poll_seconds), short enough not to make the test wait a whole minute twice.
+FLOOR_IDLE_MINUTES = 0.25
 # When the first cold request was sent (time.monotonic()), for the wake time printed once the model answers,
 # and the server created then (the one the up run adopts after a restart).
 WOKEN: dict[str, Any] = {}
@@ -362,7 +365,11 @@ def test_the_daily_cap_blocks_a_wake():
 
 def test_a_floor_window_keeps_the_gpu_up_without_requests():
     """Hybrid with a floor window around now: the waker starts the GPU on its own (trigger timer) and idleness
-    does not stop it; once the floor is gone, it is destroyed with everything it owned."""
+    does not stop it; once the floor is gone, it is destroyed with everything it owned.
+
+    The idle time is FLOOR_IDLE_MINUTES here (waker.json takes it as a number of minutes): the test waits well
+    past it inside the window, and the idle stop once the window is gone comes sooner. It proves the same as
+    with the minute site.yml wrote."""
     zone, local = noon_zone()
     set_waker_policy(
         mode="hybrid",
@@ -371,17 +378,19 @@ def test_a_floor_window_keeps_the_gpu_up_without_requests():
         holidays=[],
         up_time=hhmm(local - timedelta(minutes=2)),
         down_time=hhmm(local + timedelta(minutes=40)),
+        idle_minutes=FLOOR_IDLE_MINUTES,
     )
     state = wait_for_phase("ready", UP_TIMEOUT)
     assert state["trigger"] == "timer" and state["floor_active"] is True, state
     assert billable(fake_state())["servers"] == 1
-    time.sleep(60 * ON_DEMAND["scheduler_idle_minutes"] + 4 * ON_DEMAND["scheduler_waker_poll_seconds"] + 10)
+    # Past the idle time and four polls of the GPU's counters: outside a floor, the server would be gone.
+    time.sleep(60 * FLOOR_IDLE_MINUTES + 4 * ON_DEMAND["scheduler_waker_poll_seconds"] + 10)
     state = gpu_status()
     assert state["phase"] == "ready", f"idleness stopped the GPU inside the floor window: {state}"
     assert billable(fake_state())["servers"] == 1
-    # The floor is gone (back to on demand as site.yml wrote it): the idle server goes.
-    write_waker_settings(ORIGINAL_SETTINGS)
-    deadline = time.monotonic() + 60 * ON_DEMAND["scheduler_idle_minutes"] + DOWN_TIMEOUT
+    # The floor is gone (back to on demand as site.yml wrote it, with the short idle time): the idle server goes.
+    set_waker_policy(idle_minutes=FLOOR_IDLE_MINUTES)
+    deadline = time.monotonic() + 60 * FLOOR_IDLE_MINUTES + DOWN_TIMEOUT
     while billable(fake_state()) != {"servers": 0, "volumes": 0, "ips": 0}:
         assert time.monotonic() < deadline, (fake_state(), gpu_status())
         time.sleep(5)
