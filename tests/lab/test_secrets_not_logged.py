@@ -14,9 +14,16 @@ what an operator or a log collector reads:
 
 The GPU servers the tests destroyed took their containers' logs with them;
 their gpu_up and gpu_down output is in the entrance's journal.
+
+Nor does any of them, or Caddy's access log, keep the one-time credentials of
+the logins the tests made: Keycloak's session_code and the authorization code
+it sends back to the client, which a URL carries (the request's URI, its
+Referer, the Location of Keycloak's answer). Caddy writes them as REDACTED.
 """
 
 from __future__ import annotations
+
+import re
 
 from lab_support import LAYOUT, SECRETS, SITE_LOGS, entrance, lab, sh
 
@@ -24,6 +31,14 @@ from lab_support import LAYOUT, SECRETS, SITE_LOGS, entrance, lab, sh
 SECRET_MIN_LENGTH = 12
 # Files of the secrets directory that are not secret: public halves of key pairs, certificates.
 PUBLIC_SUFFIXES = (".pub", ".crt", ".pem.pub")
+
+
+# A login's one-time credentials in a URL's query (JSON logs may write & as \u0026); state is not a credential
+# but goes with them in the access log.
+LOGIN_CREDENTIAL = re.compile(r"(?:[?&]|\\u0026)(code|session_code)=([^&\s\"'\\#]+)")
+REDACTED_IN_ACCESS_LOG = re.compile(r"(?:[?&]|\\u0026)(code|session_code|state)=REDACTED")
+# Where the caddy role writes the access log on the entrance (caddy_log_dir, its default).
+ACCESS_LOG = "/var/log/parrotpark/caddy/access.log"
 
 
 def secret_values() -> dict[str, str]:
@@ -85,3 +100,23 @@ def test_no_secret_value_appears_in_any_log():
         f"{len(logs)} logs ({searched:,} characters) searched, {len(hits)} hits"
     )
     assert not hits, "secret values found in logs (the values are not shown):\n" + "\n".join(hits)
+
+
+def test_no_login_code_appears_in_any_log():
+    """The layout's tests logged users in (LibreChat's client, the drill's user, a browser in the default
+    layout): Caddy's access log shows their session_code and code as REDACTED, and no log keeps a value."""
+    access = entrance("cat", ACCESS_LOG).stdout
+    redacted = {name for name in REDACTED_IN_ACCESS_LOG.findall(access)}
+    # Every login posts Keycloak's form to a URL with a session_code and is answered with the code.
+    assert {"session_code", "code"} <= redacted, f"no login seen in {ACCESS_LOG}: redacted {sorted(redacted)}"
+    logs = {**logs_to_search(), "Caddy's access log": access}
+    hits = sorted(
+        {
+            f"{name}= in {where}"
+            for where, text in logs.items()
+            for name, value in LOGIN_CREDENTIAL.findall(text)
+            if value != "REDACTED"
+        }
+    )
+    print(f"login credentials in logs: {len(logs)} logs searched, redacted in the access log: {sorted(redacted)}")
+    assert not hits, "one-time login credentials found in logs (the values are not shown):\n" + "\n".join(hits)

@@ -127,13 +127,24 @@ def parse_curl(result) -> Response:
     return response
 
 
-def https(host, role_vars, site_host: str, path: str = "/", *, ca: bool = True, verbose: bool = False) -> Response:
+def https(
+    host,
+    role_vars,
+    site_host: str,
+    path: str = "/",
+    *,
+    ca: bool = True,
+    verbose: bool = False,
+    headers: dict[str, str] | None = None,
+) -> Response:
     port = role_vars["caddy_https_port"]
     command = ["curl", "-sS", "-i", "--path-as-is", "--max-time", "40", "--resolve", f"{site_host}:{port}:127.0.0.1"]
     if ca:
         command += ["--cacert", CA_FILE]
     if verbose:
         command.append("-v")
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
     command.append(f"https://{site_host}:{port}{path}")
     return parse_curl(host.run(shlex.join(command)))
 
@@ -393,8 +404,28 @@ def test_access_log_rotation_configured(host, role_vars):
         assert writer["roll_size_mb"] == role_vars["caddy_log_roll_size_mb"]
         assert writer["roll_keep"] == role_vars["caddy_log_roll_keep"]
         assert writer["roll_keep_days"] == role_vars["caddy_log_roll_keep_days"]
-    encoders = {log["encoder"]["format"] for log in logs.values() if "encoder" in log}
-    assert encoders == {"json"}
+    # JSON lines, through the filter that redacts the logins' one-time credentials.
+    encoders = [log["encoder"] for log in logs.values() if "encoder" in log]
+    assert encoders and all(e["format"] == "filter" and e["wrap"]["format"] == "json" for e in encoders), encoders
+
+
+def test_access_log_keeps_no_login_code(host, role_vars):
+    """A login's one-time credentials (an OpenID Connect callback's code and state, Keycloak's session_code)
+    are REDACTED in the access log, in the URI and in the Referer; the other parameters stay."""
+    site = sites(role_vars)[0]
+    path = f"/log-probe-{uuid.uuid4().hex}"
+    query = "state=one-time-state-0123&code=one-time-code-0123&keep=1"
+    referer = f"https://auth.example.test/login-actions/authenticate?session_code=one-time-session-0123&tab_id={path}"
+    assert https(host, role_vars, site["host"], f"{path}?{query}", headers={"Referer": referer}).status == 200
+    log = host.file(f"{role_vars['caddy_log_dir']}/access.log").content_string
+    entries = [json.loads(line) for line in log.splitlines() if line.strip()]
+    mine = [e for e in entries if e["request"]["uri"].startswith(path + "?")]
+    assert len(mine) == 1, f"{path} not logged once"
+    assert mine[0]["request"]["uri"] == f"{path}?code=REDACTED&keep=1&state=REDACTED", mine[0]["request"]["uri"]
+    assert mine[0]["request"]["headers"]["Referer"] == [
+        f"https://auth.example.test/login-actions/authenticate?session_code=REDACTED&tab_id={path}"
+    ]
+    assert "one-time-" not in log
 
 
 # --- offline page --------------------------------------------------------
