@@ -106,7 +106,7 @@ def test_no_login_code_appears_in_any_log():
     """The layout's tests logged users in (LibreChat's client, the drill's user, a browser in the default
     layout): Caddy's access log shows their session_code and code as REDACTED, and no log keeps a value."""
     access = entrance("cat", ACCESS_LOG).stdout
-    redacted = {name for name in REDACTED_IN_ACCESS_LOG.findall(access)}
+    redacted = set(REDACTED_IN_ACCESS_LOG.findall(access))
     # Every login posts Keycloak's form to a URL with a session_code and is answered with the code.
     assert {"session_code", "code"} <= redacted, f"no login seen in {ACCESS_LOG}: redacted {sorted(redacted)}"
     logs = {**logs_to_search(), "Caddy's access log": access}
