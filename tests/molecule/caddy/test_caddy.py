@@ -530,14 +530,18 @@ def test_change_reloaded_without_dropping_a_request(host, role_vars, lab_ca):
 
     def slow_request() -> None:
         slow["start"] = time.monotonic()
-        slow["response"] = https(host, role_vars, site["host"], "/slow?sleep=15")
+        slow["response"] = https(host, role_vars, site["host"], "/slow?sleep=20")
         slow["end"] = time.monotonic()
 
     worker = threading.Thread(target=slow_request)
 
+    # The role's last task before it applies the new Caddyfile (flush_handlers): the container, unchanged.
+    trigger = f"TASK [parrotpark.llm._common : Run the container {role_vars['caddy_container_name']}]"
+
     def on_line(line: str) -> None:
-        # Send the slow request as the new Caddyfile is written: the reload comes a few seconds later.
-        if "TASK [parrotpark.llm.caddy : Write the Caddyfile" in line and worker.ident is None:
+        # Send the slow request once the new Caddyfile is written and validated: the reload comes a task later.
+        # Sent as the file was written, a 15 s request once ended before the reload on a loaded machine.
+        if trigger in line and worker.ident is None:
             worker.start()
             time.sleep(1)
         if "RUNNING HANDLER [parrotpark.llm.caddy : Reload Caddy]" in line:
