@@ -103,7 +103,7 @@ def test_no_secret_value_appears_in_any_log():
 
 
 def test_no_login_code_appears_in_any_log():
-    """The layout's tests logged users in (LibreChat's client, the drill's user, a browser in the default
+    """The layout's tests logged users in (LibreChat's client; browsers on the chat and report pages in the default
     layout): Caddy's access log shows their session_code and code as REDACTED, and no log keeps a value."""
     access = entrance("cat", ACCESS_LOG).stdout
     redacted = set(REDACTED_IN_ACCESS_LOG.findall(access))
