@@ -381,14 +381,19 @@ def test_public_surface(host, role_vars, lab_ca):
 # --- access log ----------------------------------------------------------
 
 
+def access_log(host, role_vars) -> tuple[str, list[dict[str, Any]]]:
+    """The access log on the host: its text and its JSON lines."""
+    text = host.file(f"{role_vars['caddy_log_dir']}/access.log").content_string
+    return text, [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
 def test_access_log_json_lines(host, role_vars, lab_ca):
     site = sites(role_vars)[0]
     path = f"/log-probe-{uuid.uuid4().hex}"
     assert https(host, role_vars, site["host"], path).status == 200
-    log = host.file(f"{role_vars['caddy_log_dir']}/access.log")
-    entries = [json.loads(line) for line in log.content_string.splitlines() if line.strip()]
+    _text, entries = access_log(host, role_vars)
     mine = [e for e in entries if e["request"]["uri"] == path]
-    assert len(mine) == 1, f"{path} not logged once in {log.path}"
+    assert len(mine) == 1, f"{path} not logged once in {role_vars['caddy_log_dir']}/access.log"
     assert mine[0]["request"]["host"].split(":")[0] == site["host"]
     assert mine[0]["status"] == 200
     assert mine[0]["logger"].startswith("http.log.access")
@@ -417,8 +422,7 @@ def test_access_log_keeps_no_login_code(host, role_vars):
     query = "state=one-time-state-0123&code=one-time-code-0123&keep=1"
     referer = f"https://auth.example.test/login-actions/authenticate?session_code=one-time-session-0123&tab_id={path}"
     assert https(host, role_vars, site["host"], f"{path}?{query}", headers={"Referer": referer}).status == 200
-    log = host.file(f"{role_vars['caddy_log_dir']}/access.log").content_string
-    entries = [json.loads(line) for line in log.splitlines() if line.strip()]
+    log, entries = access_log(host, role_vars)
     mine = [e for e in entries if e["request"]["uri"].startswith(path + "?")]
     assert len(mine) == 1, f"{path} not logged once"
     assert mine[0]["request"]["uri"] == f"{path}?code=REDACTED&keep=1&state=REDACTED", mine[0]["request"]["uri"]
@@ -535,7 +539,8 @@ def test_change_reloaded_without_dropping_a_request(host, role_vars, lab_ca):
 
     worker = threading.Thread(target=slow_request)
 
-    # The role's last task before it applies the new Caddyfile (flush_handlers): the container, unchanged.
+    # The role's last task on the host before it applies the new Caddyfile (flush_handlers; only a set_fact
+    # comes between): the container, unchanged.
     trigger = f"TASK [parrotpark.llm._common : Run the container {role_vars['caddy_container_name']}]"
 
     def on_line(line: str) -> None:
