@@ -146,7 +146,7 @@ pp_molecule_strategy() {
     echo "molecule runs Ansible's linear strategy (PP_MOLECULE_MITOGEN=0)"
     return 0
   fi
-  plugins=$(python -c 'import os, ansible_mitogen.plugins.strategy as s; print(os.path.dirname(s.__file__))') || {
+  plugins=$(python -c 'import os, ansible_mitogen.plugins.strategy as s; print(os.path.dirname(s.__file__))' 2>/dev/null) || {
     echo "error: Mitogen is not in the virtualenv ($PP_VENV; requirements-dev.txt pins it): run scripts/test.sh setup, or set PP_MOLECULE_MITOGEN=0" >&2
     return 1
   }
