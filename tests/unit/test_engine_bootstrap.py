@@ -11,37 +11,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from shell_support import fake_bin, run_lib_sh
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pp_ensure_engine starts dockerd as root (sudo)")
 
 
-def fake_bin(tmp_path: Path, scripts: dict[str, str]) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, body in scripts.items():
-        path = bin_dir / name
-        path.write_text("#!/bin/sh\n" + body + "\n")
-        path.chmod(0o755)
-    return bin_dir
-
-
 def ensure_engine(tmp_path: Path, bin_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "PP_ENGINE_TIMEOUT": "4",
-        "PP_DOCKERD_LOG": str(tmp_path / "dockerd.log"),
-    }
-    return subprocess.run(
-        ["bash", "-c", f". {ROOT}/scripts/lib.sh && pp_ensure_engine && echo ENGINE-OK"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    env = {"PP_ENGINE_TIMEOUT": "4", "PP_DOCKERD_LOG": str(tmp_path / "dockerd.log")}
+    return run_lib_sh("pp_ensure_engine && echo ENGINE-OK", bin_dir, env)
 
 
 def test_an_engine_that_answers_is_used_as_it_is(tmp_path):

@@ -7,32 +7,22 @@ or a stand-in without it.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from shell_support import fake_bin, run_lib_sh
+
 REPORT = 'echo "rc=$? strategy=${ANSIBLE_STRATEGY:-unset} plugins=${ANSIBLE_STRATEGY_PLUGINS:-unset}"'
 
 
-def strategy(tmp_path: Path, python: str, **env: str) -> tuple[dict[str, str], str]:
-    """Run pp_molecule_strategy with `python` on PATH; return what it exported (and its status) and its output."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
+def strategy(tmp_path: Path, python: str, mitogen: str | None = None) -> tuple[dict[str, str], str]:
+    """Run pp_molecule_strategy with `python` on PATH (and PP_MOLECULE_MITOGEN=MITOGEN, else unset); return what it
+    exported (and its status) and its output."""
     # A wrapper, not a link: a virtualenv's interpreter finds its packages from the path it is started by.
-    (bin_dir / "python").write_text(f'#!/bin/sh\nexec {python} "$@"\n')
-    (bin_dir / "python").chmod(0o755)
-    environ = {key: value for key, value in os.environ.items() if key != "PP_MOLECULE_MITOGEN"}
-    environ.update(PATH=f"{bin_dir}:{os.environ['PATH']}", **env)
-    result = subprocess.run(
-        ["bash", "-c", f". {ROOT}/scripts/lib.sh; export ANSIBLE_STRATEGY=free; pp_molecule_strategy; {REPORT}"],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=60,
-        check=True,
-    )
+    bin_dir = fake_bin(tmp_path, {"python": f'exec {python} "$@"'})
+    setting = "unset PP_MOLECULE_MITOGEN" if mitogen is None else f"export PP_MOLECULE_MITOGEN={mitogen}"
+    result = run_lib_sh(f"export ANSIBLE_STRATEGY=free; {setting}; pp_molecule_strategy; {REPORT}", bin_dir, {})
+    assert result.returncode == 0, result.stdout + result.stderr
     last = result.stdout.strip().splitlines()[-1]
     return dict(part.split("=", 1) for part in last.split()), result.stdout + result.stderr
 
@@ -45,7 +35,7 @@ def test_mitogen_is_used_by_default(tmp_path):
 
 
 def test_zero_runs_ansibles_own_strategy(tmp_path):
-    exported, output = strategy(tmp_path, sys.executable, PP_MOLECULE_MITOGEN="0")
+    exported, output = strategy(tmp_path, sys.executable, mitogen="0")
     assert exported == {"rc": "0", "strategy": "unset", "plugins": "unset"}, output
     assert "PP_MOLECULE_MITOGEN=0" in output
 
