@@ -133,25 +133,30 @@ pp_extra_ca() {
   fi
 }
 
-# Molecule's playbooks run under Mitogen's strategy (mitogen_linear): one
-# Python per platform for a whole playbook run instead of one `docker exec`
-# and one module start per task; a scenario takes about a fifth less CPU
-# (docs/development.md, "Molecule"). The roles and their modules are the same;
-# the lab's end-to-end stages run Ansible's own strategy, as users do.
-# PP_MOLECULE_MITOGEN=0 runs molecule with Ansible's linear strategy too.
-pp_molecule_strategy() {
-  local plugins
+# Ansible runs under Mitogen's strategy (mitogen_linear) for what exports
+# this: one Python per host for a whole playbook run instead of one
+# `docker exec` and one module start per task. A molecule scenario takes
+# about a fifth less CPU, a site.yml that changes nothing a third of the time
+# (docs/development.md, "The engine"). The roles and their modules are the
+# same. scripts/test.sh uses it for molecule and for the lab's repeated
+# site.yml runs (tests/lab/lab_support.py, site_run); the lab's first
+# site.yml, the restore drill and one second run per test suite run
+# Ansible's own strategy, as users do. WHAT names the runs in the message.
+# PP_MITOGEN=0 (or its earlier name for molecule, PP_MOLECULE_MITOGEN=0)
+# runs Ansible's linear strategy everywhere.
+pp_mitogen_strategy() {
+  local what=${1:-Ansible} plugins
   unset ANSIBLE_STRATEGY ANSIBLE_STRATEGY_PLUGINS
-  if [ "${PP_MOLECULE_MITOGEN:-1}" = 0 ]; then
-    echo "molecule runs Ansible's linear strategy (PP_MOLECULE_MITOGEN=0)"
+  if [ "${PP_MITOGEN:-1}" = 0 ] || [ "${PP_MOLECULE_MITOGEN:-1}" = 0 ]; then
+    echo "$what: Ansible's linear strategy (PP_MITOGEN=0)"
     return 0
   fi
   plugins=$(python -c 'import os, ansible_mitogen.plugins.strategy as s; print(os.path.dirname(s.__file__))' 2>/dev/null) || {
-    echo "error: Mitogen is not in the virtualenv ($PP_VENV; requirements-dev.txt pins it): run scripts/test.sh setup, or set PP_MOLECULE_MITOGEN=0" >&2
+    echo "error: Mitogen is not in the virtualenv ($PP_VENV; requirements-dev.txt pins it): run scripts/test.sh setup, or set PP_MITOGEN=0" >&2
     return 1
   }
   export ANSIBLE_STRATEGY_PLUGINS=$plugins ANSIBLE_STRATEGY=mitogen_linear
-  echo "molecule runs Mitogen's strategy mitogen_linear (PP_MOLECULE_MITOGEN=0 for Ansible's linear)"
+  echo "$what: Mitogen's strategy mitogen_linear (PP_MITOGEN=0 for Ansible's linear)"
 }
 
 pp_images() {

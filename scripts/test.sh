@@ -192,7 +192,7 @@ stage_molecule() {
   pp_images >/dev/null || return 1 # cheap when warm; lets `test.sh molecule` run alone
   mkdir -p "$logs" || return 1
   molecule_cpu_weight
-  pp_molecule_strategy || return 1
+  pp_mitogen_strategy molecule || return 1
   run_scenario() {
     local started status
     started=$(date +%s)

@@ -384,16 +384,96 @@ def container_state(name: str) -> str:
 SITE_LOGS = ROOT / ".cache" / "lab-site-logs"
 
 
-def site_run(*args: str, name: str) -> subprocess.CompletedProcess[str]:
-    """``scripts/lab.sh site ARGS`` at -v; its output is kept as SITE_LOGS/<layout>-<name>.log."""
-    out = sh(str(ROOT / "scripts" / "lab.sh"), "site", "-v", *args, timeout=1800)
+# A site.yml run under Mitogen's strategy: scripts/lib.sh decides (pp_mitogen_strategy, PP_MITOGEN=0 turns it off).
+_UNDER_MITOGEN = '. "$0/scripts/lib.sh" && pp_activate && pp_mitogen_strategy "this site.yml run" && exec "$@"'
+
+
+def site_run(*args: str, name: str, mitogen: bool = False) -> subprocess.CompletedProcess[str]:
+    """``scripts/lab.sh site ARGS`` at -v; its output is kept as SITE_LOGS/<layout>-<name>.log.
+
+    The lab's first site.yml (``lab.sh up``) and the restore drill run Ansible's own strategy, as users do; a
+    repeated run may take MITOGEN, Mitogen's strategy: the same roles and modules, a third of the time
+    (docs/development.md, "The engine")."""
+    argv = [str(ROOT / "scripts" / "lab.sh"), "site", "-v", *args]
+    if mitogen:
+        argv = ["bash", "-c", _UNDER_MITOGEN, str(ROOT), *argv]
+    out = sh(*argv, timeout=1800)
     SITE_LOGS.mkdir(parents=True, exist_ok=True)
     (SITE_LOGS / f"{LAYOUT}-{name}.log").write_text(out.stdout + out.stderr, encoding="utf-8")
     return out
 
 
-def assert_second_site_run_changes_nothing() -> None:
-    out = site_run(name="second-run")
+def assert_second_site_run_changes_nothing(mitogen: bool = False) -> None:
+    out = site_run(name="second-run", mitogen=mitogen)
     recap = re.search(rf"^{re.escape(ENTRANCE)}\s+: ok=\d+\s+changed=(\d+)", out.stdout, re.M)
     assert recap, out.stdout[-3000:]
     assert recap.group(1) == "0", out.stdout[-6000:]
+
+
+# --------------------------------------------------------------------------
+# The waker (on demand): its status, and its settings file, which the tests
+# change and restart the waker on instead of a site.yml run each.
+# --------------------------------------------------------------------------
+
+WAKER_UNIT = "parrotpark-gpu-waker.service"
+WAKER_CONFIG = "/etc/parrotpark/scheduler/waker.json"
+# The idle time (minutes; waker.json takes a fraction, the role's variable whole minutes) of the tests that wait
+# for an idle stop, set while the GPU is off, before their wake: several polls of the GPU's counters
+# (scheduler_waker_poll_seconds) and the few seconds between two tests fit in it, and the tests do not wait the
+# whole minute of ON_DEMAND for each stop. The minute site.yml writes is proved by the tests that check waker.json
+# after site.yml, and by tests/integration.
+SHORT_IDLE_MINUTES = 0.5
+# waker.json as site.yml wrote it, kept by the first change and put back by restore_waker_settings().
+_SITE_WAKER_SETTINGS: dict = {}
+_WRITE_FILE = """
+import pathlib, sys
+pathlib.Path(sys.argv[1]).write_text(sys.argv[2], encoding="utf-8")
+"""
+
+
+def gpu_status() -> dict:
+    """The waker's status, from its control listener on the entrance (scheduler_waker_control_port)."""
+    out = entrance("python3", "-c", HTTP_GET, "http://127.0.0.1:8090/status", check=False)
+    code, _space, body = out.stdout.partition(" ")
+    assert out.returncode == 0 and code == "200", (out.stdout, out.stderr)
+    return json.loads(body)
+
+
+def waker_settings() -> dict:
+    return json.loads(entrance("cat", WAKER_CONFIG).stdout)
+
+
+def write_waker_settings(settings: dict) -> None:
+    """Write waker.json and restart the waker; return once it answers with the new mode."""
+    entrance("python3", "-c", _WRITE_FILE, WAKER_CONFIG, json.dumps(settings, indent=2) + "\n")
+    entrance("systemctl", "restart", WAKER_UNIT)
+    deadline = time.monotonic() + 60
+    while True:
+        # Refused until the restarted waker listens again.
+        out = entrance("python3", "-c", HTTP_GET, "http://127.0.0.1:8090/status", check=False)
+        code, _space, body = out.stdout.partition(" ")
+        if out.returncode == 0 and code == "200" and json.loads(body)["mode"] == settings["policy"]["mode"]:
+            return
+        assert time.monotonic() < deadline, f"the waker did not come back: {out.stdout[-500:]} {out.stderr[-500:]}"
+        time.sleep(1)
+
+
+def set_waker_policy(**changes) -> dict:
+    """Write the policy settings CHANGES over the ones site.yml wrote, restart the waker, return its status.
+
+    Each call starts again from site.yml's settings: what an earlier call changed and this one does not name is
+    back as site.yml wrote it. A running GPU server stays (the restarted waker adopts it), with the idle time
+    counted from its last activity before the restart."""
+    if not _SITE_WAKER_SETTINGS:
+        _SITE_WAKER_SETTINGS.update(waker_settings())
+    settings = json.loads(json.dumps(_SITE_WAKER_SETTINGS))
+    settings["policy"].update(changes)
+    write_waker_settings(settings)
+    return gpu_status()
+
+
+def restore_waker_settings() -> None:
+    """Put back waker.json as site.yml wrote it (if a test changed it), so later tests find the lab as it was."""
+    if _SITE_WAKER_SETTINGS:
+        write_waker_settings(_SITE_WAKER_SETTINGS)
+        assert waker_settings() == _SITE_WAKER_SETTINGS

@@ -262,4 +262,6 @@ def test_entrance_restart_brings_every_service_back_with_its_data():
 
 
 def test_second_site_run_changes_nothing():
+    """With Ansible's own strategy, as users run it: the one second run that does (the other repeated runs of the
+    end-to-end tests take Mitogen's, lab_support.site_run)."""
     assert_second_site_run_changes_nothing()

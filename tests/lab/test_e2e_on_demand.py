@@ -20,7 +20,10 @@ the scheduler role from its ``scheduler_*`` variables) and restart the waker,
 instead of a ``site.yml`` run each (eight minutes apiece on this machine):
 ``test_site_switches_the_scheduler_to_on_demand`` proves that ``site.yml``
 writes the file and starts the waker, and tests/integration proves how the
-role renders each variable into it. The times of those scenarios are
+role renders each variable into it. The same way, the stream at the idle
+deadline and the idle stop run with an idle time of half a minute
+(SHORT_IDLE_MINUTES, set before the cold requests), not the minute site.yml
+wrote. The times of those scenarios are
 local to a fixed-offset zone (``Etc/GMT-N``) where it is about noon, so that
 no window and no day boundary falls inside the test whatever the hour.
 """
@@ -41,15 +44,19 @@ from lab_support import (
     FAKE,
     HTTP_GET,
     ON_DEMAND,
+    SHORT_IDLE_MINUTES,
     UP_TIMEOUT,
     assert_double_echoes,
     billable,
     chat,
     entrance,
     fake_state,
+    gpu_status,
     journal,
     only_in_layout,
     openai_client,
+    restore_waker_settings,
+    set_waker_policy,
     site_run,
     stream_chat,
 )
@@ -61,13 +68,13 @@ SCW_PROJECT_ID = lab_settings.SCW_PROJECT_ID
 pytestmark = only_in_layout("default")
 
 STATE_DIR = "/var/lib/parrotpark/scheduler"
-WAKER_CONFIG = "/etc/parrotpark/scheduler/waker.json"
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 # The stream kept open past the idle deadline: the lab's double answers one output token every 30 ms
-# (vllm_env in inventories/lab), and echoes the prompt's words: 3,000 words stream for about 90 s.
-STREAM_WORDS = 3000
-# The idle time of the floor-window test (minutes, a fraction allowed): long enough for several polls of the
-# GPU's counters (scheduler_waker_poll_seconds), short enough not to make the test wait a whole minute twice.
+# (vllm_env in inventories/lab), and echoes the prompt's words: 2,000 words stream for about 60 s, longer than
+# SHORT_IDLE_MINUTES and two polls of the GPU's counters.
+STREAM_WORDS = 2000
+# The idle time of the floor-window test (minutes): no request at all there, so shorter than SHORT_IDLE_MINUTES,
+# still several polls of the GPU's counters; the test does not wait a whole minute twice.
 FLOOR_IDLE_MINUTES = 0.25
 # When the first cold request was sent (time.monotonic()), for the wake time printed once the model answers,
 # and the server created then (the one the up run adopts after a restart).
@@ -79,50 +86,6 @@ def entrance_get(url: str) -> tuple[int, str]:
     assert out.returncode == 0, out.stderr
     code, _space, body = out.stdout.partition(" ")
     return int(code), body
-
-
-def gpu_status() -> dict:
-    """The waker's status, from its control listener on the entrance."""
-    code, body = entrance_get("http://127.0.0.1:8090/status")
-    assert code == 200, body
-    return json.loads(body)
-
-
-def waker_settings() -> dict:
-    return json.loads(entrance("cat", WAKER_CONFIG).stdout)
-
-
-# waker.json as site.yml wrote it, kept by the first change and put back at the end of the module.
-ORIGINAL_SETTINGS: dict[str, Any] = {}
-
-WRITE_FILE = """
-import pathlib, sys
-pathlib.Path(sys.argv[1]).write_text(sys.argv[2], encoding="utf-8")
-"""
-
-
-def set_waker_policy(**changes: Any) -> dict:
-    """Write the policy settings CHANGES over the ones site.yml wrote, restart the waker, return its status."""
-    if not ORIGINAL_SETTINGS:
-        ORIGINAL_SETTINGS.update(waker_settings())
-    settings = json.loads(json.dumps(ORIGINAL_SETTINGS))
-    settings["policy"].update(changes)
-    write_waker_settings(settings)
-    return gpu_status()
-
-
-def write_waker_settings(settings: dict) -> None:
-    entrance("python3", "-c", WRITE_FILE, WAKER_CONFIG, json.dumps(settings, indent=2) + "\n")
-    entrance("systemctl", "restart", "parrotpark-gpu-waker.service")
-    deadline = time.monotonic() + 60
-    while True:
-        # Refused until the restarted waker listens again.
-        out = entrance("python3", "-c", HTTP_GET, "http://127.0.0.1:8090/status", check=False)
-        code, _space, body = out.stdout.partition(" ")
-        if out.returncode == 0 and code == "200" and json.loads(body)["mode"] == settings["policy"]["mode"]:
-            return
-        assert time.monotonic() < deadline, f"the waker did not come back: {out.stdout[-500:]} {out.stderr[-500:]}"
-        time.sleep(1)
 
 
 def noon_zone() -> tuple[str, datetime]:
@@ -157,7 +120,7 @@ def cold_chat(text: str, client=None) -> tuple[float, Exception | None]:
 
 
 def test_site_switches_the_scheduler_to_on_demand():
-    out = site_run("-e", json.dumps(ON_DEMAND), name="on-demand")
+    out = site_run("-e", json.dumps(ON_DEMAND), name="on-demand", mitogen=True)
     assert "failed=0" in out.stdout, out.stdout[-4000:]
     assert entrance("systemctl", "is-active", "parrotpark-gpu-waker.service").stdout.strip() == "active"
     for timer in ("parrotpark-gpu-up.timer", "parrotpark-gpu-down.timer"):
@@ -175,6 +138,9 @@ def test_listing_models_does_not_wake_the_gpu():
 
 
 def test_twenty_cold_requests_are_answered_at_once_and_create_one_server():
+    """(From here to the idle stop, the idle time is SHORT_IDLE_MINUTES: set while the GPU is off.)"""
+    state = set_waker_policy(idle_minutes=SHORT_IDLE_MINUTES)
+    assert state["phase"] == "off", state
     client = openai_client()  # one client (it writes the lab's CA file), shared by the threads
     WOKEN["at"] = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
@@ -241,17 +207,18 @@ def test_the_model_answers_once_the_server_is_up():
 
 
 def test_a_stream_open_at_the_idle_deadline_is_not_cut():
-    """A long answer streams for longer than the idle time (plus a poll of vLLM's counters): the request in
-    flight keeps the server up, and the whole answer arrives."""
+    """A long answer streams for longer than the idle time (plus two polls of vLLM's counters): the request in
+    flight keeps the server up, and the whole answer arrives. (The idle time is SHORT_IDLE_MINUTES since the cold
+    requests.)"""
     words = [f"w{n}" for n in range(STREAM_WORDS)]
     started = time.monotonic()
     pieces, finish = stream_chat(openai_client(), " ".join(words), max_tokens=STREAM_WORDS + 50)
     lasted = time.monotonic() - started
     answer = "".join(pieces)
-    print(f"stream: {len(pieces)} chunks in {lasted:.0f} s (idle time {ON_DEMAND['scheduler_idle_minutes']} min)")
-    # Longer than the idle time and a poll of the counters: without the request in flight counted as activity,
+    print(f"stream: {len(pieces)} chunks in {lasted:.0f} s (idle time {60 * SHORT_IDLE_MINUTES:.0f} s)")
+    # Longer than the idle time and two polls of the counters: without the request in flight counted as activity,
     # the server would have been destroyed while it streamed.
-    assert lasted > 60 * ON_DEMAND["scheduler_idle_minutes"] + 2 * ON_DEMAND["scheduler_waker_poll_seconds"], (
+    assert lasted > 60 * SHORT_IDLE_MINUTES + 2 * ON_DEMAND["scheduler_waker_poll_seconds"], (
         f"the stream lasted {lasted:.0f} s only: it proves nothing about the idle deadline"
     )
     assert finish == "stop", finish
@@ -262,13 +229,13 @@ def test_a_stream_open_at_the_idle_deadline_is_not_cut():
 
 def test_idle_gpu_is_destroyed_with_everything_it_owned():
     started = time.monotonic()
-    deadline = started + 60 * ON_DEMAND["scheduler_idle_minutes"] + DOWN_TIMEOUT
+    deadline = started + 60 * SHORT_IDLE_MINUTES + DOWN_TIMEOUT
     while billable(fake_state()) != {"servers": 0, "volumes": 0, "ips": 0}:
         assert time.monotonic() < deadline, (fake_state(), gpu_status())
-        time.sleep(5)
+        time.sleep(2)
     idle_to_gone = time.monotonic() - started
-    print(f"idle to destroyed: {idle_to_gone:.0f} s (idle time {ON_DEMAND['scheduler_idle_minutes']} min)")
-    assert idle_to_gone >= 60 * ON_DEMAND["scheduler_idle_minutes"] - 10, "destroyed before the idle time"
+    print(f"idle to destroyed: {idle_to_gone:.0f} s (idle time {60 * SHORT_IDLE_MINUTES:.0f} s)")
+    assert idle_to_gone >= 60 * SHORT_IDLE_MINUTES - 10, "destroyed before the idle time"
     deadline = time.monotonic() + 120
     while gpu_status()["phase"] != "off":
         assert time.monotonic() < deadline, gpu_status()
@@ -402,8 +369,6 @@ def test_a_floor_window_keeps_the_gpu_up_without_requests():
 
 def test_the_waker_settings_are_back_as_site_wrote_them():
     """What the module changed is put back, so that the tests after it find the lab as site.yml left it."""
-    if ORIGINAL_SETTINGS:
-        write_waker_settings(ORIGINAL_SETTINGS)
-        assert waker_settings() == ORIGINAL_SETTINGS
+    restore_waker_settings()
     state = gpu_status()
     assert (state["mode"], state["phase"]) == ("on_demand", "off"), state
