@@ -420,8 +420,8 @@ WAKER_CONFIG = "/etc/parrotpark/scheduler/waker.json"
 # The idle time (minutes; waker.json takes a fraction, the role's variable whole minutes) of the tests that wait
 # for an idle stop, set while the GPU is off, before their wake: several polls of the GPU's counters
 # (scheduler_waker_poll_seconds) and the few seconds between two tests fit in it, and the tests do not wait the
-# whole minute of ON_DEMAND for each stop. The minute site.yml writes is proved by the tests that check waker.json
-# after site.yml, and by tests/integration.
+# whole minute of ON_DEMAND for each stop. That site.yml writes its minute into waker.json is checked right after
+# the switch to on demand in both layouts (and how the role renders it, by tests/integration).
 SHORT_IDLE_MINUTES = 0.5
 # waker.json as site.yml wrote it, kept by the first change and put back by restore_waker_settings().
 _SITE_WAKER_SETTINGS: dict = {}

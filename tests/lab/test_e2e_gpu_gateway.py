@@ -66,6 +66,7 @@ from lab_support import (
     site_url,
     wait_for_metric_rows,
     wait_for_window,
+    waker_settings,
 )
 from lab_support import lab as lab_settings
 
@@ -286,6 +287,8 @@ def test_site_switches_the_gpu_gateway_lab_to_on_demand():
     assert "failed=0" in out.stdout, out.stdout[-4000:]
     assert "needs the gateway on the entrance" not in out.stdout
     assert entrance("systemctl", "is-active", WAKER_UNIT).stdout.strip() == "active"
+    # The idle time site.yml wrote (the idle stops below run with SHORT_IDLE_MINUTES, set in the same file).
+    assert waker_settings()["policy"]["idle_minutes"] == ON_DEMAND["scheduler_idle_minutes"], waker_settings()
     for timer in ("parrotpark-gpu-up.timer", "parrotpark-gpu-down.timer"):
         assert entrance("systemctl", "is-enabled", timer, check=False).stdout.strip() != "enabled", timer
     waker = entrance("parrotpark-gpu", "waker-address").stdout.strip()

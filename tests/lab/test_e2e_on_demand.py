@@ -59,6 +59,7 @@ from lab_support import (
     set_waker_policy,
     site_run,
     stream_chat,
+    waker_settings,
 )
 from lab_support import lab as lab_settings
 
@@ -123,6 +124,8 @@ def test_site_switches_the_scheduler_to_on_demand():
     out = site_run("-e", json.dumps(ON_DEMAND), name="on-demand", mitogen=True)
     assert "failed=0" in out.stdout, out.stdout[-4000:]
     assert entrance("systemctl", "is-active", "parrotpark-gpu-waker.service").stdout.strip() == "active"
+    # The idle time site.yml wrote (the idle stops below run with SHORT_IDLE_MINUTES, set in the same file).
+    assert waker_settings()["policy"]["idle_minutes"] == ON_DEMAND["scheduler_idle_minutes"], waker_settings()
     for timer in ("parrotpark-gpu-up.timer", "parrotpark-gpu-down.timer"):
         assert entrance("systemctl", "is-enabled", timer, check=False).stdout.strip() != "enabled", timer
     assert gpu_status()["phase"] == "off"
