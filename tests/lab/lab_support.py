@@ -417,6 +417,8 @@ def assert_second_site_run_changes_nothing(mitogen: bool = False) -> None:
 
 WAKER_UNIT = "parrotpark-gpu-waker.service"
 WAKER_CONFIG = "/etc/parrotpark/scheduler/waker.json"
+# The waker's control listener on the entrance (scheduler_waker_control_port).
+WAKER_STATUS_URL = "http://127.0.0.1:8090/status"
 # The idle time (minutes; waker.json takes a fraction, the role's variable whole minutes) of the tests that wait
 # for an idle stop, set while the GPU is off, before their wake: several polls of the GPU's counters
 # (scheduler_waker_poll_seconds) and the few seconds between two tests fit in it, and the tests do not wait the
@@ -431,11 +433,19 @@ pathlib.Path(sys.argv[1]).write_text(sys.argv[2], encoding="utf-8")
 """
 
 
+def entrance_get(url: str) -> tuple[int | None, str]:
+    """A GET of URL from the entrance: (status, body), or (None, the error) when nothing answers."""
+    out = entrance("python3", "-c", HTTP_GET, url, check=False)
+    if out.returncode != 0:
+        return None, f"{out.stdout[-500:]} {out.stderr[-500:]}"
+    code, _space, body = out.stdout.partition(" ")
+    return int(code), body
+
+
 def gpu_status() -> dict:
     """The waker's status, from its control listener on the entrance (scheduler_waker_control_port)."""
-    out = entrance("python3", "-c", HTTP_GET, "http://127.0.0.1:8090/status", check=False)
-    code, _space, body = out.stdout.partition(" ")
-    assert out.returncode == 0 and code == "200", (out.stdout, out.stderr)
+    code, body = entrance_get(WAKER_STATUS_URL)
+    assert code == 200, (code, body)
     return json.loads(body)
 
 
@@ -450,11 +460,10 @@ def write_waker_settings(settings: dict) -> None:
     deadline = time.monotonic() + 60
     while True:
         # Refused until the restarted waker listens again.
-        out = entrance("python3", "-c", HTTP_GET, "http://127.0.0.1:8090/status", check=False)
-        code, _space, body = out.stdout.partition(" ")
-        if out.returncode == 0 and code == "200" and json.loads(body)["mode"] == settings["policy"]["mode"]:
+        code, body = entrance_get(WAKER_STATUS_URL)
+        if code == 200 and json.loads(body)["mode"] == settings["policy"]["mode"]:
             return
-        assert time.monotonic() < deadline, f"the waker did not come back: {out.stdout[-500:]} {out.stderr[-500:]}"
+        assert time.monotonic() < deadline, f"the waker did not come back: {code} {body[-500:]}"
         time.sleep(1)
 
 

@@ -42,14 +42,15 @@ from lab_support import (
     CHAT_MODEL,
     DOWN_TIMEOUT,
     FAKE,
-    HTTP_GET,
     ON_DEMAND,
     SHORT_IDLE_MINUTES,
     UP_TIMEOUT,
+    WAKER_UNIT,
     assert_double_echoes,
     billable,
     chat,
     entrance,
+    entrance_get,
     fake_state,
     gpu_status,
     journal,
@@ -80,13 +81,6 @@ FLOOR_IDLE_MINUTES = 0.25
 # When the first cold request was sent (time.monotonic()), for the wake time printed once the model answers,
 # and the server created then (the one the up run adopts after a restart).
 WOKEN: dict[str, Any] = {}
-
-
-def entrance_get(url: str) -> tuple[int, str]:
-    out = entrance("python3", "-c", HTTP_GET, url, check=False)
-    assert out.returncode == 0, out.stderr
-    code, _space, body = out.stdout.partition(" ")
-    return int(code), body
 
 
 def noon_zone() -> tuple[str, datetime]:
@@ -123,7 +117,7 @@ def cold_chat(text: str, client=None) -> tuple[float, Exception | None]:
 def test_site_switches_the_scheduler_to_on_demand():
     out = site_run("-e", json.dumps(ON_DEMAND), name="on-demand", mitogen=True)
     assert "failed=0" in out.stdout, out.stdout[-4000:]
-    assert entrance("systemctl", "is-active", "parrotpark-gpu-waker.service").stdout.strip() == "active"
+    assert entrance("systemctl", "is-active", WAKER_UNIT).stdout.strip() == "active"
     # The idle time site.yml wrote (the idle stops below run with SHORT_IDLE_MINUTES, set in the same file).
     assert waker_settings()["policy"]["idle_minutes"] == ON_DEMAND["scheduler_idle_minutes"], waker_settings()
     for timer in ("parrotpark-gpu-up.timer", "parrotpark-gpu-down.timer"):
@@ -177,10 +171,10 @@ def test_an_entrance_restart_mid_boot_adopts_the_booting_server():
     WOKEN["servers"] = [server["id"] for server in fake_state()["servers"]]
     assert len(WOKEN["servers"]) == 1
     entrance("systemctl", "kill", "--signal=SIGKILL", "parrotpark-gpu-up.service")
-    entrance("systemctl", "restart", "parrotpark-gpu-waker.service")
+    entrance("systemctl", "restart", WAKER_UNIT)
     deadline = time.monotonic() + 60
-    while "running it again" not in journal("parrotpark-gpu-waker.service"):
-        assert time.monotonic() < deadline, journal("parrotpark-gpu-waker.service")[-3000:]
+    while "running it again" not in journal(WAKER_UNIT):
+        assert time.monotonic() < deadline, journal(WAKER_UNIT)[-3000:]
         time.sleep(2)
     assert gpu_status()["phase"] == "starting"
 
