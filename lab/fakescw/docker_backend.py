@@ -253,7 +253,11 @@ class DockerBackend(Backend):
             raise ApiError(500, "internal_error", f"docker stop failed: {self._message(result)}")
 
     def server_deleted(self, server: dict[str, Any]) -> None:
+        # Under the fake's lock like every hook: other requests wait for it (the
+        # lab's tests allow for that, see FAKE_TIMEOUT in tests/lab/lab_support.py).
+        started = time.monotonic()
         self._remove(server["id"])
+        log.info("server %s: container and volume removed in %.1fs", server["id"], time.monotonic() - started)
 
     # ---------------------------------------------------------------- helpers
 

@@ -24,6 +24,7 @@ from lab_support import (
     DOWN_TIMEOUT,
     ENTRANCE,
     FAKE,
+    FAKE_TIMEOUT,
     UP_TIMEOUT,
     api_key,
     assert_completions_stream_and_embed,
@@ -72,13 +73,13 @@ def test_up_service_creates_the_gpu_after_out_of_stock_in_first_zone():
     requests.post(
         f"{FAKE}/_fake/faults",
         json={"kind": "out_of_stock", "zone": "fr-par-2", "commercial_type": "L4-1-24G", "on": ["create", "poweron"]},
-        timeout=10,
+        timeout=FAKE_TIMEOUT,
     ).raise_for_status()
     wait_for_window()
     try:
         run_unit("parrotpark-gpu-up.service", UP_TIMEOUT)
     finally:
-        requests.delete(f"{FAKE}/_fake/faults", timeout=10).raise_for_status()
+        requests.delete(f"{FAKE}/_fake/faults", timeout=FAKE_TIMEOUT).raise_for_status()
     listed = gpu_servers()
     assert len(listed) == 1, listed
     assert listed[0]["zone"] == "pl-waw-2", listed[0]
@@ -214,12 +215,12 @@ def test_interrupted_down_is_finished_by_the_next_down():
             "path": "^/block/v1[a-z0-9]*/zones/[^/]+/volumes/",
             "status": 503,
         },
-        timeout=10,
+        timeout=FAKE_TIMEOUT,
     )
     fault.raise_for_status()
     result = entrance("systemctl", "start", "parrotpark-gpu-down.service", timeout=DOWN_TIMEOUT, check=False)
     assert result.returncode != 0, "gpu_down succeeded although the API refused to delete the volume"
-    requests.delete(f"{FAKE}/_fake/faults", timeout=10).raise_for_status()
+    requests.delete(f"{FAKE}/_fake/faults", timeout=FAKE_TIMEOUT).raise_for_status()
     run_unit("parrotpark-gpu-down.service", DOWN_TIMEOUT)
     assert_nothing_billable_after_down()
 
