@@ -62,13 +62,23 @@ pp_ensure_venv() {
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     return 0
   fi
-  pp_log "creating the virtualenv $PP_VENV"
-  rm -rf "$PP_VENV"
-  "$python" -m venv "$PP_VENV" || pp_die "cannot create a virtualenv (on Debian: apt-get install python3-venv)"
-  "$PP_VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$PP_VENV/bin/pip" install -q -r "$PP_ROOT/requirements-dev.txt" -c "$PP_ROOT/constraints-dev.txt" ||
-    pp_die "pip install of requirements-dev.txt failed"
-  echo "$want" >"$stamp"
+  # One build at a time: `make lab` and `make test` started together both
+  # found the virtualenv out of date, and the second failed on the first's
+  # half-made directory. The second waits, then finds it up to date.
+  mkdir -p "$(dirname "$PP_VENV")" || pp_die "cannot create $(dirname "$PP_VENV")"
+  (
+    flock 9 || pp_die "cannot lock $PP_VENV.lock"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+      exit 0
+    fi
+    pp_log "creating the virtualenv $PP_VENV"
+    rm -rf "$PP_VENV"
+    "$python" -m venv "$PP_VENV" || pp_die "$python -m venv $PP_VENV failed (on Debian: apt-get install python3-venv)"
+    "$PP_VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$PP_VENV/bin/pip" install -q -r "$PP_ROOT/requirements-dev.txt" -c "$PP_ROOT/constraints-dev.txt" ||
+      pp_die "pip install of requirements-dev.txt failed"
+    echo "$want" >"$stamp"
+  ) 9>"$PP_VENV.lock" || exit 1
 }
 
 pp_activate() {
@@ -138,9 +148,10 @@ pp_extra_ca() {
 # `docker exec` and one module start per task. A molecule scenario takes
 # about a fifth less CPU, a site.yml that changes nothing a third of the time
 # (docs/development.md, "The engine"). The roles and their modules are the
-# same. scripts/test.sh uses it for molecule and for the lab's repeated
-# site.yml runs (tests/lab/lab_support.py, site_run); the lab's first
-# site.yml, the restore drill and one second run per test suite run
+# same. scripts/test.sh uses it for molecule, the gateway-on-GPU layout's
+# first site.yml and the lab's other site.yml runs (tests/lab/lab_support.py,
+# site_run, under_mitogen); the default layout's first and second site.yml,
+# the restore drill's restore.yml and the scheduler's nested runs use
 # Ansible's own strategy, as users do. WHAT names the runs in the message.
 # PP_MITOGEN=0 (or its earlier name for molecule, PP_MOLECULE_MITOGEN=0)
 # runs Ansible's linear strategy everywhere.
