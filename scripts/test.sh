@@ -232,11 +232,22 @@ stage_molecule() {
 # scenarios may be using at the same time: `lab.py down --keep-registry`, and
 # nothing else of the lab may be left. The timers stay off so that only the
 # test starts the GPU services. PARROTPARK_LAB_KEEP=1 keeps a failed lab.
+#
+#   lab_in_layout LAYOUT ENGINE TEST_FILE...
+#
+# ENGINE is the strategy of the layout's first site.yml: `ansible`, Ansible's
+# own, as the README's `make lab` runs it, or `mitogen` (pp_mitogen_strategy,
+# PP_MITOGEN=0 turns it off), for a layout whose entrance roles the default
+# layout already runs on Ansible's strategy (docs/development.md, "The engine").
 lab_in_layout() {
-  local layout=$1 rc=0
-  shift # the test files
+  local layout=$1 engine=$2 rc=0
+  shift 2 # the test files
   export PARROTPARK_LAB_TIMERS=off PARROTPARK_LAB_LAYOUT=$layout
-  scripts/lab.sh up || rc=1
+  if [ "$engine" = mitogen ]; then
+    (pp_mitogen_strategy "the $layout layout's first site.yml" && scripts/lab.sh up) || rc=1
+  else
+    scripts/lab.sh up || rc=1
+  fi
   if [ "$rc" -eq 0 ]; then
     printf -- '-------- end-to-end test (%s layout) --------\n' "$layout"
     python -m pytest "$@" -v -x -p no:cacheprovider -o addopts= --durations=0 || rc=1
@@ -257,16 +268,18 @@ lab_in_layout() {
 # LiteLLM's keys with -v: tests/unit/test_no_log_containers.py keeps them hidden);
 # last, the restore drill, which replaces the entrance with a restored one.
 stage_lab() {
-  lab_in_layout default tests/lab/test_e2e.py tests/lab/test_browser.py tests/lab/test_e2e_on_demand.py \
+  lab_in_layout default ansible tests/lab/test_e2e.py tests/lab/test_browser.py tests/lab/test_e2e_on_demand.py \
     tests/lab/test_e2e_report.py tests/lab/test_public_surface.py tests/lab/test_entrance_upkeep.py tests/lab/test_alerts.py \
     tests/lab/test_secrets_not_logged.py tests/lab/test_restore_drill.py
 }
 
 # The gateway on the GPU server: LiteLLM and LibreChat there, the entrance in
 # neither group gateway nor chat; on demand there too, the public surface, and
-# no secret in any log.
+# no secret in any log. Its first site.yml runs Mitogen's strategy: the roles
+# it applies to the entrance run on Ansible's in the default layout, and the
+# ones it puts on the GPU server run on Ansible's in the scheduler's runs.
 stage_gpu_gateway() {
-  lab_in_layout gpu-gateway tests/lab/test_e2e_gpu_gateway.py tests/lab/test_public_surface.py \
+  lab_in_layout gpu-gateway mitogen tests/lab/test_e2e_gpu_gateway.py tests/lab/test_public_surface.py \
     tests/lab/test_entrance_upkeep.py tests/lab/test_alerts.py tests/lab/test_secrets_not_logged.py
 }
 

@@ -389,19 +389,24 @@ def container_state(name: str) -> str:
 SITE_LOGS = ROOT / ".cache" / "lab-site-logs"
 
 
-# A site.yml run under Mitogen's strategy: scripts/lib.sh decides (pp_mitogen_strategy, PP_MITOGEN=0 turns it off).
-_UNDER_MITOGEN = '. "$0/scripts/lib.sh" && pp_activate && pp_mitogen_strategy "this site.yml run" && exec "$@"'
+# A command under Mitogen's strategy: scripts/lib.sh decides (pp_mitogen_strategy, PP_MITOGEN=0 turns it off).
+_UNDER_MITOGEN = '. "$0/scripts/lib.sh" && pp_activate && pp_mitogen_strategy "$1" && shift && exec "$@"'
+
+
+def under_mitogen(argv: list[str], what: str) -> list[str]:
+    """ARGV run with Mitogen's strategy (ANSIBLE_STRATEGY*, set by scripts/lib.sh); WHAT names it in the log."""
+    return ["bash", "-c", _UNDER_MITOGEN, str(ROOT), what, *argv]
 
 
 def site_run(*args: str, name: str, mitogen: bool = False) -> subprocess.CompletedProcess[str]:
     """``scripts/lab.sh site ARGS`` at -v; its output is kept as SITE_LOGS/<layout>-<name>.log.
 
-    The lab's first site.yml (``lab.sh up``) and the restore drill run Ansible's own strategy, as users do; a
-    repeated run may take MITOGEN, Mitogen's strategy: the same roles and modules, a third of the time
-    (docs/development.md, "The engine")."""
+    The default layout's first site.yml (``lab.sh up``), its second run and the restore drill's restore.yml
+    run Ansible's own strategy, as users do; another run may take MITOGEN, Mitogen's strategy: the same roles
+    and modules, a third of the time (docs/development.md, "The engine")."""
     argv = [str(ROOT / "scripts" / "lab.sh"), "site", "-v", *args]
     if mitogen:
-        argv = ["bash", "-c", _UNDER_MITOGEN, str(ROOT), *argv]
+        argv = under_mitogen(argv, f"site.yml ({name})")
     out = sh(*argv, timeout=1800)
     SITE_LOGS.mkdir(parents=True, exist_ok=True)
     (SITE_LOGS / f"{LAYOUT}-{name}.log").write_text(out.stdout + out.stderr, encoding="utf-8")

@@ -22,7 +22,11 @@ up, the ledger holds GPU sessions). The drill:
    password, the rows and the file are there, the ledger and the secrets
    are the same, the sites answer with the same CA and LiteLLM's master key.
 
-RTO (restore.yml + site.yml) and the row counts go to .cache/restore-drill.json.
+restore.yml runs Ansible's own strategy, as users run it; the site.yml after it
+runs Mitogen's (``PP_MITOGEN=0``: Ansible's), since the lab's first site.yml
+already proves that playbook on an empty entrance on Ansible's strategy
+(docs/development.md, "The engine"). The seconds of each, the strategy
+site.yml ran, and the row counts go to .cache/restore-drill.json.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from lab_support import (
     only_in_layout,
     psql,
     sh,
+    under_mitogen,
 )
 from lab_support import lab as lab_settings
 
@@ -112,9 +117,12 @@ def ledger_digest() -> str:
     return hashlib.sha256(entrance("cat", LEDGER).stdout.encode()).hexdigest()
 
 
-def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """A playbook of the repository against the lab's inventory, as `scripts/lab.sh site` runs site.yml."""
+def playbook(name: str, *args: str, mitogen: bool = False) -> subprocess.CompletedProcess[str]:
+    """A playbook of the repository against the lab's inventory, as `scripts/lab.sh site` runs site.yml;
+    with MITOGEN, under Mitogen's strategy."""
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), name, *args]
+    if mitogen:
+        argv = under_mitogen(argv, f"the restore drill's {name}")
     return subprocess.run(
         argv, cwd=ROOT, env=lab.site_environ(CONFIG), capture_output=True, text=True, timeout=1800, check=False
     )
@@ -190,10 +198,14 @@ def restored(before):
     # The local repository went with the entrance: the restore reads the bucket.
     restore = playbook("playbooks/restore.yml", "-e", "backup_restore_repository=s3")
     assert restore.returncode == 0, restore.stdout[-6000:] + restore.stderr[-2000:]
-    FIGURES["restore.yml seconds"] = round(time.monotonic() - started)
-    site = playbook("site.yml")
+    restored_at = time.monotonic()
+    FIGURES["restore.yml seconds"] = round(restored_at - started)
+    site = playbook("site.yml", mitogen=True)
     assert site.returncode == 0, site.stdout[-6000:] + site.stderr[-2000:]
-    FIGURES["RTO seconds (restore.yml + site.yml)"] = round(time.monotonic() - started)
+    FIGURES["site.yml seconds"] = round(time.monotonic() - restored_at)
+    # A user's site.yml runs Ansible's strategy: their RTO is restore.yml and a first site.yml as `make lab` runs it.
+    FIGURES["site.yml strategy"] = "mitogen_linear" if "strategy mitogen_linear" in site.stdout else "linear"
+    FIGURES["restore.yml + site.yml seconds"] = round(time.monotonic() - started)
     return restore.stdout
 
 
@@ -233,7 +245,8 @@ def test_the_sites_answer_with_the_same_ca_and_keys(before, restored):
 
 
 def test_figures(before, restored):
-    """RPO: a nightly run loses at most a day of changes; RTO as measured here."""
+    """RPO: a nightly run loses at most a day of changes; the seconds of restore.yml and site.yml as measured
+    here (a user's RTO is restore.yml and a site.yml on Ansible's strategy: docs/backup.md)."""
     FIGURES["RPO"] = "at most 24 h with the nightly timer (backup_on_calendar)"
     out = ROOT / ".cache" / "restore-drill.json"
     out.parent.mkdir(parents=True, exist_ok=True)
