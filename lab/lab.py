@@ -78,6 +78,10 @@ ENTRANCE_IMAGE = "parrotpark/lab-base-trixie:current"
 FAKESCW = "parrotpark-lab-fakescw"
 FAKESCW_IMAGE = "parrotpark/lab-fakescw:current"
 FAKESCW_CONTAINER_PORT = 8383  # the fake's port on the lab network (the inventory's scheduler_scaleway_api_url)
+# Seconds a read of the fake may wait: it answers once the backend hook in flight is done (hooks run under its
+# lock, lab/fakescw/docker_backend.py), the longest a power on (docker start and boot). Removing a gateway-on-GPU
+# server's container and its nested engine's volume took longer than 10 s under CI load.
+FAKESCW_READ_TIMEOUT = 240
 SERVER_IMAGE = "parrotpark/lab-engine-trixie:current"  # the fake cloud's servers
 MONGO = "parrotpark-lab-mongo"
 MONGO_VOLUME = MONGO + "-data"
@@ -520,7 +524,7 @@ def status(config: LabConfig) -> bool:
         print(f"(the lab runs the {entrance[1]} layout; PARROTPARK_LAB_LAYOUT says {config.layout})")
         config = LabConfig(entrance[1], config.https_port, config.fakescw_port, config.timers)
     if fake_answers(config):
-        with urllib.request.urlopen(f"{config.fake_url}/_fake/state", timeout=10) as answer:
+        with urllib.request.urlopen(f"{config.fake_url}/_fake/state", timeout=FAKESCW_READ_TIMEOUT) as answer:
             servers = json.loads(answer.read())["servers"]
         print(f"fake cloud: {len(servers)} server(s)", *(f"{s['name']} ({s['state']})" for s in servers))
     password = config.secrets / "lab-user-password"

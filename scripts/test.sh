@@ -243,11 +243,14 @@ lab_in_layout() {
   local layout=$1 engine=$2 rc=0
   shift 2 # the test files
   export PARROTPARK_LAB_TIMERS=off PARROTPARK_LAB_LAYOUT=$layout
-  if [ "$engine" = mitogen ]; then
-    (pp_mitogen_strategy "the $layout layout's first site.yml" && scripts/lab.sh up) || rc=1
-  else
-    scripts/lab.sh up || rc=1
-  fi
+  case $engine in
+    ansible) scripts/lab.sh up || rc=1 ;;
+    mitogen) (pp_mitogen_strategy "the $layout layout's first site.yml" && scripts/lab.sh up) || rc=1 ;;
+    *)
+      echo "lab_in_layout: ENGINE is ansible or mitogen, not '$engine'"
+      return 1
+      ;;
+  esac
   if [ "$rc" -eq 0 ]; then
     printf -- '-------- end-to-end test (%s layout) --------\n' "$layout"
     python -m pytest "$@" -v -x -p no:cacheprovider -o addopts= --durations=0 || rc=1

@@ -254,7 +254,7 @@ class DockerBackend(Backend):
 
     def server_deleted(self, server: dict[str, Any]) -> None:
         # Under the fake's lock like every hook: other requests wait for it (the
-        # lab's tests allow for that, see FAKE_TIMEOUT in tests/lab/lab_support.py).
+        # lab's tests allow for that, see FAKESCW_READ_TIMEOUT in lab/lab.py).
         started = time.monotonic()
         self._remove(server["id"])
         log.info("server %s: container and volume removed in %.1fs", server["id"], time.monotonic() - started)

@@ -45,11 +45,8 @@ def site_url(site: str) -> str:
 
 
 FAKE = CONFIG.fake_url
-# The fake Scaleway answers a request only once the backend hook in flight is done:
-# hooks run under its lock (lab/fakescw/docker_backend.py). Removing a gateway-on-GPU
-# server's container and its nested engine's volume took longer than 10 s under CI
-# load, so a read waits for the longest hook (a power on: docker start and boot).
-FAKE_TIMEOUT = (5, 240)
+# (connect, read) for requests to the fake Scaleway: a read waits for the backend hook in flight (lab.py).
+FAKE_TIMEOUT = (5, lab.FAKESCW_READ_TIMEOUT)
 CHAT_MODEL = "mistral-nemo-12b"
 LAB_CA = ROOT / ".cache" / "lab-ca.crt"
 # The browser tests' screenshots (the end-to-end stage's artefacts).
